@@ -55,35 +55,71 @@ pub const fn format_a_len(l_field: u8) -> Option<usize> {
     Some(l + 1 + 2 * blocks)
 }
 
+/// Most bytes after a frame's end that [`strip_crcs`] ignores (an appended RSSI or LQI byte,
+/// or both); more is an error.
+pub const MAX_TRAILING: usize = 2;
+
+/// The result of normalising a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Normalized {
+    /// The frame format recognised (or given).
+    pub format: FrameFormat,
+    /// Length of the normalised frame written to the output buffer.
+    pub len: usize,
+    /// Bytes after the frame's end that were ignored (some receivers append RSSI or status
+    /// bytes); 0 for an exact frame.
+    pub trailing: usize,
+}
+
 /// Verifies and removes the CRCs of a wireless frame, writing the normalised frame to `out`.
 ///
 /// With `format` `None` the format is recognised from the length: `L + 1 + 2·blocks` bytes is
 /// format A; `L + 1` bytes is format B when its CRCs verify, and otherwise a frame without
 /// CRCs. A format B frame whose CRC is corrupt is therefore read as a frame without CRCs;
-/// pass the format when it is known.
+/// pass the format when it is known. Input longer than any format allows is read as the
+/// frame its L-field announces (format A when that prefix's CRCs verify, else without CRCs)
+/// with the excess (at most [`MAX_TRAILING`] bytes) reported in [`Normalized::trailing`].
 ///
 /// # Errors
-/// [`ErrorKind::CrcMismatch`] naming the block, [`ErrorKind::NoFrameFormat`] when the length
-/// fits no format, [`ErrorKind::Truncated`], [`ErrorKind::BufferTooSmall`].
-pub fn strip_crcs(
-    input: &[u8],
-    format: Option<FrameFormat>,
-    out: &mut [u8],
-) -> Result<(FrameFormat, usize)> {
+/// [`ErrorKind::CrcMismatch`] naming the block, [`ErrorKind::NoFrameFormat`] when the input
+/// is shorter than its L-field announces, [`ErrorKind::Truncated`],
+/// [`ErrorKind::BufferTooSmall`].
+pub fn strip_crcs(input: &[u8], format: Option<FrameFormat>, out: &mut [u8]) -> Result<Normalized> {
     let Some(&l_field) = input.first() else {
         return Err(Error::truncated(Layer::Link, 0, 1, 0));
     };
     let n = input.len();
-    let format = match format {
-        Some(f) => f,
+    let plain_len = usize::from(l_field) + 1;
+    let a_len = format_a_len(l_field);
+    let (format, used) = match format {
+        Some(f @ FrameFormat::A) => (f, n),
+        Some(f) => (f, n),
         None => {
-            if Some(n) == format_a_len(l_field) {
-                FrameFormat::A
-            } else if n == usize::from(l_field) + 1 {
-                if n >= FIRST_BLOCK_LEN + 3 && check_format_b(input).is_ok() {
-                    FrameFormat::B
+            if Some(n) == a_len {
+                (FrameFormat::A, n)
+            } else if n == plain_len {
+                if n >= FIRST_BLOCK_LEN + 2 && check_format_b(input).is_ok() {
+                    (FrameFormat::B, n)
                 } else {
-                    FrameFormat::NoCrc
+                    (FrameFormat::NoCrc, n)
+                }
+            } else if n > plain_len && plain_len >= FIRST_BLOCK_LEN {
+                match a_len {
+                    Some(a)
+                        if n > a
+                            && n - a <= MAX_TRAILING
+                            && input.get(..a).is_some_and(|p| check_format_a(p).is_ok()) =>
+                    {
+                        (FrameFormat::A, a)
+                    }
+                    _ if n - plain_len <= MAX_TRAILING => (FrameFormat::NoCrc, plain_len),
+                    _ => {
+                        return Err(Error::new(
+                            Layer::Link,
+                            0,
+                            ErrorKind::NoFrameFormat { l_field, length: n },
+                        ));
+                    }
                 }
             } else {
                 return Err(Error::new(
@@ -94,15 +130,31 @@ pub fn strip_crcs(
             }
         }
     };
-    match format {
-        FrameFormat::A => strip_format_a(input, out).map(|len| (format, len)),
-        FrameFormat::B => strip_format_b(input, out).map(|len| (format, len)),
+    let frame = input.get(..used).unwrap_or(input);
+    let len = match format {
+        FrameFormat::A => strip_format_a(frame, out)?,
+        FrameFormat::B => strip_format_b(frame, out)?,
         FrameFormat::NoCrc | FrameFormat::Wired => {
-            check_l_field(input)?;
-            copy_into(input, out)?;
-            Ok((FrameFormat::NoCrc, n))
+            check_l_field(frame)?;
+            copy_into(frame, out)?;
+            frame.len()
         }
-    }
+    };
+    let format = if format == FrameFormat::Wired {
+        FrameFormat::NoCrc
+    } else {
+        format
+    };
+    Ok(Normalized {
+        format,
+        len,
+        trailing: n - used,
+    })
+}
+
+fn check_format_a(input: &[u8]) -> Result<()> {
+    let mut scratch = [0u8; MAX_FRAME_LEN];
+    strip_format_a(input, &mut scratch).map(|_| ())
 }
 
 fn check_l_field(frame: &[u8]) -> Result<()> {
@@ -239,11 +291,11 @@ fn strip_format_b(input: &[u8], out: &mut [u8]) -> Result<usize> {
             },
         ));
     }
-    if input.len() < FIRST_BLOCK_LEN + 3 {
+    if input.len() < FIRST_BLOCK_LEN + 2 {
         return Err(Error::truncated(
             Layer::Link,
             0,
-            FIRST_BLOCK_LEN + 3,
+            FIRST_BLOCK_LEN + 2,
             input.len(),
         ));
     }
@@ -400,7 +452,7 @@ mod tests {
             "4E442D2C98270467300491537AA61040256D3CA0F72FF1EF06806C50A10421CBD132E3B1D0116A0557696E0E37C2E9F08636FE31F68E6B4DEE5E385316C216A96E277D48B1459272386146F78C7766D519FC4449993ADA5AAD95A5",
         );
         let mut out = [0xA5u8; MAX_FRAME_LEN];
-        let (format, len) = strip_crcs(&raw, None, &mut out).unwrap();
+        let Normalized { format, len, .. } = strip_crcs(&raw, None, &mut out).unwrap();
         assert_eq!(format, FrameFormat::A);
         assert_eq!(
             &out[..len],
@@ -428,7 +480,7 @@ mod tests {
         ] {
             let raw = h(raw);
             let mut out = [0u8; MAX_FRAME_LEN];
-            let (format, len) = strip_crcs(&raw, None, &mut out).unwrap();
+            let Normalized { format, len, .. } = strip_crcs(&raw, None, &mut out).unwrap();
             assert_eq!(format, FrameFormat::B);
             assert_eq!(&out[..len], &h(stripped)[..]);
             let mut back = [0u8; MAX_RAW_FRAME_LEN];
@@ -449,7 +501,7 @@ mod tests {
         assert_eq!(n, 204);
         assert_eq!(raw[0], 203);
         let mut out = [0u8; MAX_FRAME_LEN];
-        let (format, len) = strip_crcs(&raw[..n], None, &mut out).unwrap();
+        let Normalized { format, len, .. } = strip_crcs(&raw[..n], None, &mut out).unwrap();
         assert_eq!(format, FrameFormat::B);
         assert_eq!(&out[..len], &frame[..]);
     }
@@ -476,5 +528,22 @@ mod tests {
         assert!(matches!(err.kind, ErrorKind::NoFrameFormat { .. }));
         assert!(strip_crcs(&[], None, &mut out).is_err());
         assert!(strip_crcs(&[3, 1, 2, 3], None, &mut out).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_reported() {
+        let mut raw = h(
+            "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3",
+        );
+        raw.push(0x71);
+        let mut out = [0u8; MAX_FRAME_LEN];
+        let n = strip_crcs(&raw, None, &mut out).unwrap();
+        assert_eq!((n.format, n.len, n.trailing), (FrameFormat::NoCrc, 47, 1));
+        let mut raw = h(
+            "2E44931578563412330333637A2A0020255923C95AAA26D1B2E7493BC2AD013EC4A6F6D3529B520EDFF0EA6DEFC955B29D6D69EBF3EC8A",
+        );
+        raw.extend_from_slice(&[1, 2]);
+        let n = strip_crcs(&raw, None, &mut out).unwrap();
+        assert_eq!((n.format, n.len, n.trailing), (FrameFormat::A, 47, 2));
     }
 }

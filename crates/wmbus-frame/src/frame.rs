@@ -8,7 +8,7 @@
 use crate::afl::AflRepr;
 use crate::codepoints::{CiField, CiKind, MeterAddress};
 use crate::crc::crc16;
-use crate::dll::{self, DllRepr, FrameFormat, MAX_FRAME_LEN, MAX_RAW_FRAME_LEN};
+use crate::dll::{self, DllRepr, FrameFormat, MAX_FRAME_LEN, MAX_RAW_FRAME_LEN, Normalized};
 use crate::ell::EllRepr;
 use crate::error::{Error, ErrorKind, Layer, Result};
 use crate::reader::{Reader, Writer};
@@ -342,11 +342,7 @@ pub type FrameBuffer = [u8; MAX_RAW_FRAME_LEN];
 ///
 /// # Errors
 /// As [`dll::strip_crcs`] and [`wired::parse`].
-pub fn normalize(
-    input: &[u8],
-    format: Option<FrameFormat>,
-    out: &mut [u8],
-) -> Result<(FrameFormat, usize)> {
+pub fn normalize(input: &[u8], format: Option<FrameFormat>, out: &mut [u8]) -> Result<Normalized> {
     if format == Some(FrameFormat::Wired) || (format.is_none() && wired::looks_wired(input)) {
         wired::parse(input)?;
         let available = out.len();
@@ -359,7 +355,11 @@ pub fn normalize(
             },
         ))?;
         dst.copy_from_slice(input);
-        return Ok((FrameFormat::Wired, input.len()));
+        return Ok(Normalized {
+            format: FrameFormat::Wired,
+            len: input.len(),
+            trailing: 0,
+        });
     }
     dll::strip_crcs(input, format, out)
 }

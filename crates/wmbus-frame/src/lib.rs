@@ -27,9 +27,9 @@
 //!     0xC9, 0x55, 0xB2, 0x9D, 0x6D, 0x69, 0xEB, 0xF3, 0xEC, 0x8A,
 //! ];
 //! let mut buf = [0u8; 290];
-//! let (format, len) = normalize(&raw, None, &mut buf).unwrap();
-//! assert_eq!(format, FrameFormat::A);
-//! let frame = Frame::parse(&buf[..len], format).unwrap();
+//! let n = normalize(&raw, None, &mut buf).unwrap();
+//! assert_eq!(n.format, FrameFormat::A);
+//! let frame = Frame::parse(&buf[..n.len], n.format).unwrap();
 //! assert_eq!(frame.meter().unwrap().to_string(), "ELS 12345678");
 //! assert_eq!(frame.repr.transport.tpl.unwrap().security_mode().0, 5);
 //!
