@@ -1,3 +1,11 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
 //! Known-answer telegrams from OMS Vol2 Annex N, CEN/TR 17167 and the peers' public test
 //! suites (testdata/kat/, sources in each record): headers read byte for byte, and emitted
 //! back to the same bytes.

@@ -1,3 +1,11 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
 //! Bad input gets a typed error naming its layer and offset, never a panic.
 
 use wmbus_frame::dll::{FrameFormat, MAX_RAW_FRAME_LEN};

@@ -1,3 +1,11 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
 //! Property tests: `parse(emit(r)) == r` for every layer's `Repr`, through every frame format,
 //! and no panic on arbitrary bytes.
 
