@@ -120,6 +120,16 @@ impl<'a> Transport<'a> {
             + self.payload.len()
     }
 
+    /// Writes `[AFL] [TPL] payload` into `out` and returns the length.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BufferTooSmall`].
+    pub fn emit_into(&self, out: &mut [u8]) -> Result<usize> {
+        let mut w = Writer::new(out, Layer::Transport);
+        self.emit(&mut w)?;
+        Ok(w.position())
+    }
+
     pub(crate) fn emit(&self, w: &mut Writer<'_>) -> Result<()> {
         if let Some(afl) = &self.afl {
             afl.emit(w)?;
