@@ -106,8 +106,17 @@ impl<'a> Transport<'a> {
                 ErrorKind::InvalidField("CI: an ELL or AFL cannot follow here"),
             ));
         }
-        out.tpl_offset = Some(r.offset());
-        out.tpl = Some(TplRepr::parse(&mut r, complete)?);
+        let before = r.clone();
+        match TplRepr::parse(&mut r, complete) {
+            Ok(tpl) => {
+                out.tpl_offset = Some(before.offset());
+                out.tpl = Some(tpl);
+            }
+            // A first fragment may end inside the transport header; the header is read
+            // again from the reassembled message.
+            Err(e) if !complete && matches!(e.kind, ErrorKind::Truncated { .. }) => r = before,
+            Err(e) => return Err(e),
+        }
         out.payload_offset = r.offset();
         out.payload = r.rest();
         Ok(out)
