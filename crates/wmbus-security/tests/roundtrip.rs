@@ -14,7 +14,7 @@ use wmbus_frame::afl::{AflRepr, MessageControl};
 use wmbus_frame::codepoints::{
     Address, CiField, ControlField, DeviceType, Ident, ManufacturerCode, MeterAddress,
 };
-use wmbus_frame::dll::{DllRepr, FrameFormat, MAX_RAW_FRAME_LEN};
+use wmbus_frame::dll::{DllRepr, FrameFormat};
 use wmbus_frame::ell::{CommunicationControl, EllRepr, SessionNumber};
 use wmbus_frame::frame::{Frame, Link};
 use wmbus_frame::tpl::{ConfigExtension, ConfigField, ModeFields, Status, TplHeader, TplRepr};
@@ -110,7 +110,7 @@ fn build(c: &Case, key: &Key) -> Result<Built, seal::SealError> {
         (false, false) => CiField::RESPONSE_SHORT,
     };
     let blocks = c.application.len().div_ceil(16).max(1);
-    let blocks = if c.padding && c.application.len() % 16 == 0 {
+    let blocks = if c.padding && c.application.len().is_multiple_of(16) {
         blocks + 1
     } else {
         blocks
@@ -252,9 +252,8 @@ fn open_all(
     let mut plain = Vec::new();
     let mut last = (SecurityResult::None, Vec::new());
     for (i, f) in frames.iter().enumerate() {
-        let frame = match Frame::parse(f, FrameFormat::NoCrc) {
-            Ok(fr) => fr,
-            Err(_) => return (SecurityResult::Malformed, Vec::new()),
+        let Ok(frame) = Frame::parse(f, FrameFormat::NoCrc) else {
+            return (SecurityResult::Malformed, Vec::new());
         };
         let o = rx.open(Instant::from_secs(i as u64), &frame, &mut plain);
         last = (o.result, plain[o.application.clone()].to_vec());
