@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 
 //! Known-answer telegrams from OMS Vol2 Annex N, CEN/TR 17167 and the peers' public test

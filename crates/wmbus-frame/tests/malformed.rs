@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 
 //! Bad input gets a typed error naming its layer and offset, never a panic.

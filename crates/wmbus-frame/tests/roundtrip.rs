@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 
 //! Property tests: `parse(emit(r)) == r` for every layer's `Repr`, through every frame format,

@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 //! Receiver behaviour beyond the vectors: telegrams a receiver already decrypted, plaintext
 //! refused when a key is configured, national-mode handlers, fragment errors.

@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 //! Known-answer tests: every CMAC, KDF, mode 5/7/10, ELL CTR, fragmented AFL, GCM, GMAC and DES
 //! vector of testdata/kat (public sources named in each record), opened and sealed byte for

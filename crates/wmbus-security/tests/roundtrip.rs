@@ -3,7 +3,8 @@
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::std_instead_of_core
 )]
 //! seal → open round trips for every supported mode, authentication type and fragmentation;
 //! one flipped bit in the authenticated part, a wrong key, a replayed counter or a truncated
