@@ -12,6 +12,7 @@
 //! | [`ell`] | extended link layer | 8Ch–8Fh |
 //! | [`afl`] | authentication and fragmentation | 90h |
 //! | [`tpl`] | transport layer | 5Ah, 72h, 7Ah, … |
+//! | [`apl`] | data records | – |
 //!
 //! Receiving is two steps: [`frame::normalize`] checks and strips CRCs, then
 //! [`frame::Frame::parse`] reads every layer. Building is [`frame::FrameRepr::emit_on_air`].
@@ -54,6 +55,7 @@
 extern crate std;
 
 pub mod afl;
+pub mod apl;
 pub mod codepoints;
 pub mod crc;
 pub mod dll;

@@ -1,0 +1,444 @@
+//! The record grammar (EN 13757-3 §6): `DIF [DIFE…] VIF [VIFE…] [plain-text unit] data`, read
+//! with nom and written back byte for byte.
+
+use nom::IResult;
+use nom::Parser;
+use nom::bytes::complete::take;
+use nom::number::complete::le_u8;
+
+use super::dib::{DataField, DibRepr, MAX_DIFE, SpecialFunction};
+use super::value::{self, Lvar, Value};
+use super::vib::{self, Description, MAX_VIFE, Vib};
+use crate::error::{Error, ErrorKind, Layer, Result};
+
+/// One data record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Record<'a> {
+    /// Offset of the DIF in the application layer.
+    pub offset: usize,
+    /// DIF and DIFEs exactly as received.
+    pub dib_raw: &'a [u8],
+    /// What the DIB says.
+    pub dib: DibRepr,
+    /// VIF, VIFEs and plain-text unit.
+    pub vib: Vib<'a>,
+    /// The data, after the LVAR byte for variable-length records.
+    pub data: &'a [u8],
+    /// The LVAR byte, for variable-length records.
+    pub lvar: Option<Lvar>,
+}
+
+/// What the record grammar yields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Item<'a> {
+    /// A data record.
+    Record(Record<'a>),
+    /// Manufacturer-specific data (DIF 0Fh or 1Fh) to the end of the application layer.
+    ManufacturerData {
+        /// Offset of the DIF.
+        offset: usize,
+        /// DIF 1Fh: more records follow in the next telegram.
+        more_follow: bool,
+        /// The bytes after the DIF.
+        data: &'a [u8],
+    },
+    /// A global readout request (DIF 7Fh).
+    GlobalReadout {
+        /// Offset of the DIF.
+        offset: usize,
+    },
+}
+
+impl<'a> Record<'a> {
+    /// What the VIB means, exponent adjusted by multiplicative VIFEs.
+    pub fn describe(&self) -> Description {
+        self.vib.describe()
+    }
+
+    /// The value, decoded as DIF and VIF say.
+    pub fn value(&self) -> Value<'a> {
+        let coding = self.describe().coding;
+        match self.lvar {
+            Some(l) => value::decode_lvar(l, coding, self.data),
+            None => value::decode(self.dib.data_field, coding, self.data),
+        }
+    }
+
+    /// DIB and VIB bytes: what the format signature of a compact frame covers.
+    pub fn header_len(&self) -> usize {
+        self.dib_raw.len() + self.vib.raw.len() + self.vib.plain_text.map_or(0, |t| t.len() + 1)
+    }
+}
+
+/// Parses the DIB (DIF 'and' DIFEs).
+fn dib(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    let mut n = 1;
+    let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
+    while ext {
+        let Some(b) = input.get(n) else { break };
+        ext = b & 0x80 != 0;
+        n += 1;
+        if n > 1 + MAX_DIFE {
+            return Err(nom::Err::Failure(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::TooLarge,
+            )));
+        }
+    }
+    take(n).parse(input)
+}
+
+/// Parses VIF and VIFEs.
+fn vif_chain(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    let mut n = 1;
+    let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
+    while ext {
+        let Some(b) = input.get(n) else { break };
+        ext = b & 0x80 != 0;
+        n += 1;
+        if n > 1 + MAX_VIFE {
+            return Err(nom::Err::Failure(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::TooLarge,
+            )));
+        }
+    }
+    take(n).parse(input)
+}
+
+/// Parses a plain-text unit: length byte and text.
+fn plain_text(input: &[u8]) -> IResult<&[u8], &[u8]> {
+    let (i, len) = le_u8(input)?;
+    take(len).parse(i)
+}
+
+/// A record's data: the LVAR byte, if any, and the bytes.
+type Data<'a> = (Option<Lvar>, &'a [u8]);
+
+/// A record's header: the rest of the input, the DIB and the VIB.
+pub(crate) type Header<'a> = (&'a [u8], &'a [u8], Vib<'a>);
+
+/// Parses the data of a record given its DIB.
+fn data(data_field: DataField) -> impl Fn(&[u8]) -> IResult<&[u8], Data<'_>> {
+    move |input| match data_field.len() {
+        Some(n) => take(n).parse(input).map(|(i, d)| (i, (None, d))),
+        None => {
+            let (i, l) = le_u8(input)?;
+            let lvar = Lvar::from_byte(l).ok_or(nom::Err::Failure(nom::error::Error::new(
+                input,
+                nom::error::ErrorKind::Verify,
+            )))?;
+            take(lvar.len()).parse(i).map(|(i, d)| (i, (Some(lvar), d)))
+        }
+    }
+}
+
+/// The records of an application layer, in order; idle fillers are skipped. After an error
+/// the iterator ends (the rest cannot be framed).
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    input: &'a [u8],
+    base: usize,
+    total: usize,
+    done: bool,
+}
+
+impl<'a> Records<'a> {
+    /// Records of `apl`, whose first byte is at `base` for error offsets.
+    pub const fn new(apl: &'a [u8], base: usize) -> Self {
+        Self {
+            input: apl,
+            base,
+            total: apl.len(),
+            done: false,
+        }
+    }
+
+    fn offset(&self) -> usize {
+        self.base + self.total - self.input.len()
+    }
+
+    fn error(&mut self, at: usize, kind: ErrorKind) -> Option<Result<Item<'a>>> {
+        self.done = true;
+        Some(Err(Error::new(Layer::Application, at, kind)))
+    }
+
+    /// Reads one record's header (DIB and VIB) at the input; the data is read by `data_from`.
+    pub(crate) fn header(input: &'a [u8]) -> core::result::Result<Header<'a>, (usize, ErrorKind)> {
+        let (rest, dib_raw) =
+            dib(input).map_err(|e| nom_error(input, input, e, ErrorKind::ChainTooLong))?;
+        if rest.is_empty() {
+            return Err((
+                input.len(),
+                ErrorKind::Truncated {
+                    needed: 1,
+                    available: 0,
+                },
+            ));
+        }
+        let (rest, vib_raw) =
+            vif_chain(rest).map_err(|e| nom_error(input, rest, e, ErrorKind::ChainTooLong))?;
+        let vib = Vib {
+            raw: vib_raw,
+            plain_text: None,
+        };
+        let (rest, vib) = if vib.table() == vib::VifTable::PlainText {
+            let (r, text) = plain_text(rest).map_err(|e| {
+                nom_error(input, rest, e, ErrorKind::InvalidField("plain-text unit"))
+            })?;
+            (
+                r,
+                Vib {
+                    plain_text: Some(text),
+                    ..vib
+                },
+            )
+        } else {
+            (rest, vib)
+        };
+        Ok((rest, dib_raw, vib))
+    }
+}
+
+fn nom_error(
+    start: &[u8],
+    at: &[u8],
+    e: nom::Err<nom::error::Error<&[u8]>>,
+    too_long: ErrorKind,
+) -> (usize, ErrorKind) {
+    let offset = start.len() - at.len();
+    match e {
+        nom::Err::Failure(f) if f.code == nom::error::ErrorKind::TooLarge => (offset, too_long),
+        nom::Err::Failure(f) if f.code == nom::error::ErrorKind::Verify => (
+            offset,
+            ErrorKind::InvalidField("LVAR length byte (reserved value)"),
+        ),
+        nom::Err::Error(f) | nom::Err::Failure(f) => (
+            start.len() - f.input.len(),
+            ErrorKind::Truncated {
+                needed: 1,
+                available: f.input.len(),
+            },
+        ),
+        nom::Err::Incomplete(_) => (
+            offset,
+            ErrorKind::Truncated {
+                needed: 1,
+                available: 0,
+            },
+        ),
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<Item<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let &dif = self.input.first()?;
+            let start = self.offset();
+            if dif & 0x0F == 0x0F {
+                let rest = self.input.get(1..).unwrap_or(&[]);
+                match SpecialFunction::from_dif(dif) {
+                    SpecialFunction::IdleFiller => {
+                        self.input = rest;
+                        continue;
+                    }
+                    SpecialFunction::GlobalReadout => {
+                        self.input = rest;
+                        return Some(Ok(Item::GlobalReadout { offset: start }));
+                    }
+                    SpecialFunction::ManufacturerData
+                    | SpecialFunction::ManufacturerDataMoreFollow => {
+                        self.done = true;
+                        return Some(Ok(Item::ManufacturerData {
+                            offset: start,
+                            more_follow: dif == 0x1F,
+                            data: rest,
+                        }));
+                    }
+                    SpecialFunction::Reserved(_) => {
+                        return self.error(
+                            start,
+                            ErrorKind::InvalidField("DIF: reserved special function"),
+                        );
+                    }
+                }
+            }
+            let input = self.input;
+            let (rest, dib_raw, vib) = match Self::header(input) {
+                Ok(h) => h,
+                Err((at, kind)) => return self.error(start + at, kind),
+            };
+            let dib = DibRepr::from_bytes(dib_raw);
+            let (rest, (lvar, data)) = match data(dib.data_field)(rest) {
+                Ok(x) => x,
+                Err(e) => {
+                    let (at, kind) = nom_error(input, rest, e, ErrorKind::ChainTooLong);
+                    return self.error(start + at, kind);
+                }
+            };
+            self.input = rest;
+            return Some(Ok(Item::Record(Record {
+                offset: start,
+                dib_raw,
+                dib,
+                vib,
+                data,
+                lvar,
+            })));
+        }
+    }
+}
+
+/// A record to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRepr<'a> {
+    /// DIB fields (encoded in the shortest form).
+    pub dib: DibRepr,
+    /// VIF and VIFEs, extension bits included (see [`vib::encode`]).
+    pub vib: &'a [u8],
+    /// Plain-text unit, last character first (VIF 7Ch/FCh only).
+    pub plain_text: Option<&'a [u8]>,
+    /// Data bytes (for variable length: after the LVAR byte).
+    pub data: &'a [u8],
+    /// The LVAR byte for variable-length records.
+    pub lvar: Option<u8>,
+}
+
+impl RecordRepr<'_> {
+    /// Bytes [`Self::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.dib.encode().map_or(0, |(_, n)| n)
+            + self.vib.len()
+            + self.plain_text.map_or(0, |t| 1 + t.len())
+            + usize::from(self.lvar.is_some())
+            + self.data.len()
+    }
+
+    /// Writes the record; returns the length.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BufferTooSmall`], or [`ErrorKind::ChainTooLong`] when the DIB needs more
+    /// than 10 DIFEs, or [`ErrorKind::InvalidField`] when the data length disagrees with the DIF.
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize> {
+        let (dib, n) =
+            self.dib
+                .encode()
+                .ok_or(Error::new(Layer::Application, 0, ErrorKind::ChainTooLong))?;
+        if let Some(len) = self.dib.data_field.len()
+            && len != self.data.len()
+        {
+            return Err(Error::new(
+                Layer::Application,
+                0,
+                ErrorKind::InvalidField("data length differs from the DIF's"),
+            ));
+        }
+        let mut w = crate::reader::Writer::new(out, Layer::Application);
+        w.put(dib.get(..n).unwrap_or(&[]))?;
+        w.put(self.vib)?;
+        if let Some(t) = self.plain_text {
+            w.u8(u8::try_from(t.len()).map_err(|_| {
+                Error::new(
+                    Layer::Application,
+                    0,
+                    ErrorKind::InvalidField("plain-text unit too long"),
+                )
+            })?)?;
+            w.put(t)?;
+        }
+        if let Some(l) = self.lvar {
+            w.u8(l)?;
+        }
+        w.put(self.data)?;
+        Ok(w.position())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apl::value::{Date, DateTime};
+
+    fn records(hex: &str) -> std::vec::Vec<Item<'static>> {
+        let bytes: &'static [u8] =
+            std::boxed::Box::leak(hex::decode(hex).unwrap().into_boxed_slice());
+        Records::new(bytes, 0).map(|r| r.unwrap()).collect()
+    }
+
+    fn rec<'a>(i: &Item<'a>) -> Record<'a> {
+        match i {
+            Item::Record(r) => *r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// OMS Annex N N.2.1 plaintext.
+    #[test]
+    fn n21_records() {
+        let items = records("2F2F0C1427048502046D32371F1502FD1700002F2F2F2F2F2F2F2F2F2F2F2F2F");
+        assert_eq!(items.len(), 3);
+        let v = rec(&items[0]);
+        let d = v.describe();
+        assert_eq!((d.quantity, d.unit, d.exponent), ("volume", Some("m3"), -2));
+        assert_eq!(v.value(), Value::Signed(2_850_427));
+        let t = rec(&items[1]);
+        assert_eq!(t.describe().quantity, "datetime");
+        assert_eq!(
+            t.value(),
+            Value::DateTime(DateTime::type_f([0x32, 0x37, 0x1F, 0x15]).unwrap())
+        );
+        let e = rec(&items[2]);
+        assert_eq!(e.describe().quantity, "error_flags");
+        assert_eq!(e.value(), Value::Bits(0));
+    }
+
+    #[test]
+    fn storage_tariff_subunit() {
+        // DIF 8C: BCD8 with extension; DIFE 04: storage bits 1..4 = 4 → storage 8.
+        let r = rec(&records("8C041390523400")[0]);
+        assert_eq!((r.dib.storage, r.dib.tariff, r.dib.subunit), (8, 0, 0));
+        // DIF C4 (storage LSB, ext), DIFE 5F (subunit 1, tariff 1, storage 15·2), DIFE 01.
+        let r = rec(&records("C4DF0113D2040000")[0]);
+        assert_eq!(r.dib.storage, 1 | 15 << 1 | 1 << 5);
+        assert_eq!(r.dib.tariff, 1);
+        assert_eq!(r.dib.subunit, 1);
+        let date = rec(&records("82046C8111")[0]);
+        assert_eq!(date.value(), Value::Date(Date::new(2012, 1, 1).unwrap()));
+    }
+
+    #[test]
+    fn text_and_manufacturer_data() {
+        // ABB firmware version: LVAR text "0.82.1B" (last character first) = "B1.28.0".
+        let items = records("0DFD8E0007302E38322E31420F0102");
+        let r = rec(&items[0]);
+        assert_eq!(r.describe().quantity, "firmware_version");
+        assert_eq!(r.value(), Value::Text(b"0.82.1B"));
+        assert!(matches!(
+            items[1],
+            Item::ManufacturerData {
+                more_follow: false,
+                data: [1, 2],
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        let bytes = hex::decode("0C1427048502046D3237").unwrap();
+        let err = Records::new(&bytes, 20).find_map(|r| r.err()).unwrap();
+        assert_eq!(err.layer, Layer::Application);
+        assert!(matches!(err.kind, ErrorKind::Truncated { .. }));
+        assert_eq!(err.offset, 26 + 2);
+        let chain = hex::decode("8480808080808080808080800013").unwrap();
+        let err = Records::new(&chain, 0).find_map(|r| r.err()).unwrap();
+        assert_eq!(err.kind, ErrorKind::ChainTooLong);
+        let lvar = hex::decode("0D13F7").unwrap();
+        assert!(Records::new(&lvar, 0).any(|r| r.is_err()));
+    }
+}
