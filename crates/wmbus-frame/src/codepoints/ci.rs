@@ -54,6 +54,8 @@ pub enum ApplicationContent {
     ImageTransfer,
     /// Security information transfer (EN 13757-7 Annex A).
     SecurityInformation,
+    /// Time synchronisation: `TC ‖ time ‖ reserved` (CI 6Ch absolute, 6Dh relative).
+    TimeSync,
     /// Anything else: DLMS/COSEM, OBIS, TLS records, manufacturer specific, baud rate.
     Opaque,
 }
@@ -147,8 +149,8 @@ impl CiField {
             0x69 => (No, C::Format, "response in format frame"),
             0x6A => (Short, C::Format, "response in format frame"),
             0x6B => (Long, C::Format, "response in format frame"),
-            0x6C => (Long, C::Records, "time synchronisation (absolute)"),
-            0x6D => (Long, C::Records, "time synchronisation (relative)"),
+            0x6C => (Long, C::TimeSync, "time synchronisation (absolute)"),
+            0x6D => (Long, C::TimeSync, "time synchronisation (relative)"),
             0x6E => (Short, C::ApplicationError, "application error"),
             0x6F => (Long, C::ApplicationError, "application error"),
             0x70 => (No, C::ApplicationError, "application error"),

@@ -1,0 +1,182 @@
+//! Input lines, recognised one by one: plain hex (with or without CRCs, spaces, colons or a
+//! `0x` prefix), rtl_wmbus lines (`T1;1;1;time;rssi;…;0x…`), rtl_433 JSON lines (the `data`
+//! field, with `rssi`, `mode` and `time`), and the `telegram=|HEX|` lines of simulation files.
+
+use crate::report::Reception;
+
+/// One input line, recognised.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// Nothing to decode (blank, comment, an rtl_wmbus line whose CRC check failed, …).
+    Skip,
+    /// A telegram.
+    Telegram {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// What the receiver said.
+        reception: Reception,
+        /// The line's format.
+        kind: LineKind,
+    },
+    /// A line that looks like none of the formats.
+    Invalid(String),
+}
+
+/// Which format a line was in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// Hex.
+    Hex,
+    /// rtl_wmbus.
+    RtlWmbus,
+    /// rtl_433 JSON.
+    Rtl433,
+    /// `telegram=|HEX|`.
+    Simulation,
+}
+
+/// Parses hex: ignores spaces, `:` and `-` separators, `|` markers and a `0x` prefix.
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let mut digits = Vec::with_capacity(t.len());
+    for (i, c) in t.bytes().enumerate() {
+        match c {
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => digits.push(c),
+            b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => {}
+            _ => return Err(format!("input: '{}' at character {} is not hexadecimal", char::from(c), i + 1)),
+        }
+    }
+    if digits.len() % 2 != 0 {
+        return Err(format!("input: odd number of hex digits ({})", digits.len()));
+    }
+    if digits.is_empty() {
+        return Err("input: no hex digits".into());
+    }
+    hex::decode(&digits).map_err(|e| format!("input: {e}"))
+}
+
+fn rtl_wmbus(line: &str) -> Line {
+    // MODE;CRC_OK;3OUTOF6_OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;LINK_LAYER_ID;0x<telegram>
+    let fields: Vec<&str> = line.split(';').collect();
+    let [mode, crc_ok, code_ok, time, rssi, ..] = fields.as_slice() else {
+        return Line::Invalid("rtl_wmbus: too few fields".into());
+    };
+    if *crc_ok != "1" || *code_ok != "1" {
+        return Line::Skip;
+    }
+    let Some(data) = fields.iter().rev().find(|f| f.trim_start().starts_with("0x")) else {
+        return Line::Invalid("rtl_wmbus: no 0x telegram field".into());
+    };
+    match parse_hex(data) {
+        Ok(bytes) => Line::Telegram {
+            bytes,
+            reception: Reception {
+                rssi: rssi.trim().parse().ok(),
+                rssi_unit: Some("rtl_wmbus"),
+                link_mode: Some((*mode).to_string()),
+                time: Some((*time).to_string()),
+            },
+            kind: LineKind::RtlWmbus,
+        },
+        Err(e) => Line::Invalid(e),
+    }
+}
+
+fn rtl_433(line: &str) -> Line {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return Line::Invalid("rtl_433: not valid JSON".into());
+    };
+    let Some(data) = v.get("data").and_then(serde_json::Value::as_str) else {
+        return Line::Skip;
+    };
+    let mut bytes = match parse_hex(data) {
+        Ok(b) => b,
+        Err(e) => return Line::Invalid(e),
+    };
+    // rtl_433 keeps the last block's CRC after the telegram (L says where it ends).
+    if let Some(&l) = bytes.first() {
+        let want = usize::from(l) + 1;
+        if bytes.len() == want + 2 {
+            bytes.truncate(want);
+        }
+    }
+    let mode = v.get("mode").and_then(serde_json::Value::as_str);
+    Line::Telegram {
+        bytes,
+        reception: Reception {
+            rssi: v.get("rssi").and_then(serde_json::Value::as_f64),
+            rssi_unit: v.get("rssi").map(|_| "dB"),
+            link_mode: mode.map(|m| m.to_string()),
+            time: v.get("time").and_then(serde_json::Value::as_str).map(str::to_string),
+        },
+        kind: LineKind::Rtl433,
+    }
+}
+
+/// Recognises one line.
+pub fn parse_line(line: &str) -> Line {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') || t.starts_with("//") {
+        return Line::Skip;
+    }
+    if t.starts_with('{') {
+        return rtl_433(t);
+    }
+    if let Some(rest) = t.strip_prefix("telegram=") {
+        let inner = rest.trim().trim_matches('|');
+        let inner = inner.split('|').next().unwrap_or(inner);
+        return match parse_hex(&inner.replace('_', "")) {
+            Ok(bytes) => Line::Telegram {
+                bytes,
+                reception: Reception::default(),
+                kind: LineKind::Simulation,
+            },
+            Err(e) => Line::Invalid(e),
+        };
+    }
+    if t.contains(';') {
+        return rtl_wmbus(t);
+    }
+    match parse_hex(t) {
+        Ok(bytes) => Line::Telegram {
+            bytes,
+            reception: Reception::default(),
+            kind: LineKind::Hex,
+        },
+        Err(e) => Line::Invalid(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(parse_line("  # comment"), Line::Skip);
+        let Line::Telegram { bytes, kind, .. } = parse_line("0x2E44 9315:78") else { panic!() };
+        assert_eq!((bytes, kind), (vec![0x2E, 0x44, 0x93, 0x15, 0x78], LineKind::Hex));
+        let Line::Telegram { bytes, reception, kind } =
+            parse_line("T1;1;1;2026-11-28 00:00:00.000;97;148;33225544;0x1844ae4c4455223368077a55000000041389e20100023b0000")
+        else {
+            panic!()
+        };
+        assert_eq!(kind, LineKind::RtlWmbus);
+        assert_eq!(bytes.len(), 25);
+        assert_eq!(reception.link_mode.as_deref(), Some("T1"));
+        assert_eq!(reception.rssi, Some(97.0));
+        assert_eq!(parse_line("T1;1;0;2026-11-28;97;148;1;0x1844"), Line::Skip);
+        let Line::Telegram { bytes, reception, .. } = parse_line(
+            r#"{"time":"2026-11-28 10:00:00","model":"Wireless-MBus","mode":"T","id":33225544,"data":"1844ae4c4455223368077a55000000041389e20100023b0000ABCD","rssi":-12.5}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(bytes.len(), 25, "trailing CRC dropped");
+        assert_eq!(reception.rssi, Some(-12.5));
+        let Line::Telegram { bytes, kind, .. } = parse_line("telegram=|1844AE4C4455223368077A55000000_041389E20100023B0000|") else { panic!() };
+        assert_eq!((bytes.len(), kind), (25, LineKind::Simulation));
+        assert!(matches!(parse_line("hello"), Line::Invalid(_)));
+        assert!(matches!(parse_line("abc"), Line::Invalid(_)));
+    }
+}

@@ -1,0 +1,184 @@
+//! Key files and `--key` arguments.
+//!
+//! One meter per line: `<id> <32 hex digits>` or `<MFR>.<id> <32 hex digits>`; 16 hex digits
+//! give a DES key (modes 2 and 3). `#` starts a comment; blank lines are skipped. A key file
+//! readable by group or others draws a warning.
+
+use std::fmt;
+use std::path::Path;
+
+use wmbus_frame::codepoints::{Ident, ManufacturerCode};
+use wmbus_security::key::{DesKey, Key, MemoryKeyStore};
+
+/// A key line or argument that does not parse; never contains the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// Where: "FILE:LINE" or "--key".
+    pub location: String,
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.reason)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// One parsed key entry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// Manufacturer, when the entry names one.
+    pub manufacturer: Option<ManufacturerCode>,
+    /// Identification number.
+    pub ident: Ident,
+    /// The key.
+    pub key: KeyMaterial,
+}
+
+impl fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyEntry")
+            .field("manufacturer", &self.manufacturer)
+            .field("ident", &self.ident)
+            .finish_non_exhaustive()
+    }
+}
+
+/// AES or DES key material.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum KeyMaterial {
+    /// AES-128.
+    Aes(Key),
+    /// DES.
+    Des(DesKey),
+}
+
+/// Parses `<id>` or `<MFR>.<id>`.
+pub fn parse_meter(text: &str) -> Option<(Option<ManufacturerCode>, Ident)> {
+    match text.split_once('.') {
+        Some((m, id)) => Some((Some(ManufacturerCode::parse(m)?), Ident::parse(id)?)),
+        None => Some((None, Ident::parse(text)?)),
+    }
+}
+
+fn parse_key(text: &str) -> Option<KeyMaterial> {
+    match text.len() {
+        32 => Key::from_hex(text).map(KeyMaterial::Aes),
+        16 => {
+            let b = hex::decode(text).ok()?;
+            Some(KeyMaterial::Des(DesKey::new(b.try_into().ok()?)))
+        }
+        _ => None,
+    }
+}
+
+/// Parses one entry, `meter key` (file) or `meter=key` (argument).
+///
+/// # Errors
+/// [`KeyError`] naming what is wrong, never echoing the key.
+pub fn parse_entry(meter: &str, key: &str, location: &str) -> Result<KeyEntry, KeyError> {
+    let err = |reason| KeyError {
+        location: location.to_string(),
+        reason,
+    };
+    let (manufacturer, ident) =
+        parse_meter(meter).ok_or_else(|| err("meter must be <id> (up to 8 digits) or <MFR>.<id>"))?;
+    let key = parse_key(key).ok_or_else(|| err("key must be 32 hex digits (AES-128) or 16 (DES)"))?;
+    Ok(KeyEntry {
+        manufacturer,
+        ident,
+        key,
+    })
+}
+
+/// Parses a key file's text.
+///
+/// # Errors
+/// The first line that does not parse.
+pub fn parse_file(text: &str, name: &str) -> Result<Vec<KeyEntry>, KeyError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let location = format!("{name}:{}", i + 1);
+        let mut parts = line.split_ascii_whitespace();
+        let (Some(meter), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(KeyError {
+                location,
+                reason: "expected two fields: <meter> <key>",
+            });
+        };
+        out.push(parse_entry(meter, key, &location)?);
+    }
+    Ok(out)
+}
+
+/// Parses a `--key <meter>=<key>` argument.
+///
+/// # Errors
+/// [`KeyError`].
+pub fn parse_argument(arg: &str) -> Result<KeyEntry, KeyError> {
+    let Some((meter, key)) = arg.split_once('=') else {
+        return Err(KeyError {
+            location: "--key".into(),
+            reason: "expected <meter>=<key>",
+        });
+    };
+    parse_entry(meter.trim(), key.trim(), "--key")
+}
+
+/// A warning when a key file can be read by group or others (Unix).
+pub fn permission_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "warning: key file {} is readable by group or others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
+}
+
+/// Adds entries to a key store.
+pub fn load_into(store: &mut MemoryKeyStore, entries: Vec<KeyEntry>) {
+    for e in entries {
+        match e.key {
+            KeyMaterial::Aes(k) => store.insert(e.manufacturer, e.ident, None, k),
+            KeyMaterial::Des(k) => store.insert_des(e.manufacturer, e.ident, k),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_arguments() {
+        let text = "# meters\n12345678 000102030405060708090A0B0C0D0E0F\nKAM.27343111 0102030405060708090a0b0c0d0e0f10 # trailing\n\n00000001 0102030405060708\n";
+        let e = parse_file(text, "keys").unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1].manufacturer, ManufacturerCode::parse("KAM"));
+        assert!(matches!(e[2].key, KeyMaterial::Des(_)));
+        let err = parse_file("12345678 00112233", "keys").unwrap_err();
+        assert_eq!(err.to_string(), "keys:1: key must be 32 hex digits (AES-128) or 16 (DES)");
+        let err = parse_file("1234567890 000102030405060708090A0B0C0D0E0F", "k").unwrap_err();
+        assert!(err.to_string().contains("meter must be"));
+        assert!(!format!("{e:?}").contains("0102"));
+        let a = parse_argument("ELS.12345678=0102030405060708090A0B0C0D0E0F11").unwrap();
+        assert_eq!(a.ident, Ident(0x1234_5678));
+        assert!(parse_argument("12345678").is_err());
+    }
+}

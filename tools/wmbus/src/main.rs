@@ -1,0 +1,37 @@
+//! `wmbus`: decode, build and test Wireless M-Bus telegrams.
+#![forbid(unsafe_code)]
+#![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod decode;
+
+/// Wireless M-Bus (EN 13757-4/-3/-7, OMS) telegrams: decode every layer and security mode.
+#[derive(Debug, Parser)]
+#[command(name = "wmbus", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode telegrams given as arguments, or one per line on stdin or in files.
+    Decode(decode::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wmbus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
