@@ -62,6 +62,9 @@ pub mod dll;
 pub mod ell;
 pub mod error;
 pub mod frame;
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 pub mod tpl;
 pub mod wired;

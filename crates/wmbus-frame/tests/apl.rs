@@ -230,7 +230,12 @@ fn extension_tables() {
     assert_eq!((fb(0x09).unit, fb(0x09).exponent), (Some("J"), 9)); // 1 GJ
     assert_eq!((fb(0x11).unit, fb(0x11).exponent), (Some("m3"), 3));
     assert_eq!((fb(0x19).unit, fb(0x19).exponent), (Some("kg"), 6)); // 10 t
-    assert_eq!(fb(0x5A).unit, Some("°F"));
+    assert_eq!(
+        (fb(0x03).quantity, fb(0x03).unit, fb(0x03).exponent),
+        ("reactive_energy", Some("varh"), 4)
+    ); // 10 kvarh
+    assert_eq!((fb(0x2E).quantity, fb(0x2E).exponent), ("frequency", -1));
+    assert_eq!(fb(0x5A).quantity, "unknown"); // °F until 2004, reserved in 2018
 }
 
 /// Combinable VIFEs: per-time units, multiplicative correction, annotations, error codes.

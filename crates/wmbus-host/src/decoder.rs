@@ -17,8 +17,8 @@ use wmbus_security::time::Instant;
 
 use crate::records::{self, hex};
 use crate::report::{
-    AddressReport, AflReport, CompactReport, EllReport, LinkReport, Report, SecurityReport, SessionReport,
-    StatusFlags, TplReport,
+    AddressReport, AflReport, CompactReport, EllReport, LinkReport, Report, SecurityReport,
+    SessionReport, StatusFlags, TplReport,
 };
 
 /// Decoder settings.
@@ -95,7 +95,11 @@ impl FormatCache {
     /// line whose format does not hash to its signature is invalid).
     pub fn load_text(&mut self, text: &str) -> usize {
         let mut bad = 0;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             let ok = line.split_once(' ').and_then(|(s, f)| {
                 let s = u16::from_str_radix(s, 16).ok()?;
                 let f = hex::decode(f.trim()).ok()?;
@@ -264,27 +268,58 @@ fn tpl_report(t: &TplRepr) -> TplReport {
     let header = t.ci.tpl_header().unwrap_or(TplHeaderKind::None);
     let h = t.header;
     let (cfe, key_version, counter, blocks, bytes) = match h.map(|h| (h.config, h.mode_fields)) {
-        Some((cf, ModeFields::Mode7 { extension, key_version, message_counter })) => (
+        Some((
+            cf,
+            ModeFields::Mode7 {
+                extension,
+                key_version,
+                message_counter,
+            },
+        )) => (
             Some(format!("{:02X}", extension.0)),
             key_version,
             message_counter,
             Some(cf.encrypted_blocks()),
             None,
         ),
-        Some((cf, ModeFields::Mode10 { extension, key_version, message_counter })) => (
+        Some((
+            cf,
+            ModeFields::Mode10 {
+                extension,
+                key_version,
+                message_counter,
+            },
+        )) => (
             Some(hex(&extension.0.to_le_bytes())),
             key_version,
             message_counter,
             None,
             Some(usize::from(cf.encrypted_bytes())),
         ),
-        Some((_, ModeFields::Mode9 { encrypted_len, counter, .. })) => {
-            (None, None, Some(counter), None, Some(usize::from(encrypted_len)))
+        Some((
+            _,
+            ModeFields::Mode9 {
+                encrypted_len,
+                counter,
+                ..
+            },
+        )) => (
+            None,
+            None,
+            Some(counter),
+            None,
+            Some(usize::from(encrypted_len)),
+        ),
+        Some((cf, ModeFields::Mode13 { extension })) => (
+            Some(format!("{extension:02X}")),
+            None,
+            None,
+            None,
+            Some(usize::from(cf.encrypted_bytes())),
+        ),
+        Some((cf, _)) if matches!(cf.mode().0, 2 | 3 | 5) => {
+            (None, None, None, Some(cf.encrypted_blocks()), None)
         }
-        Some((cf, ModeFields::Mode13 { extension })) => {
-            (Some(format!("{extension:02X}")), None, None, None, Some(usize::from(cf.encrypted_bytes())))
-        }
-        Some((cf, _)) if matches!(cf.mode().0, 2 | 3 | 5) => (None, None, None, Some(cf.encrypted_blocks()), None),
         _ => (None, None, None, None, None),
     };
     TplReport {
@@ -327,7 +362,9 @@ fn mode_description(mode: SecurityMode) -> &'static str {
 
 /// The sentence for a non-ok security result.
 fn security_error(o: &Opened) -> Option<String> {
-    let meter = o.meter.map_or_else(|| "the meter".to_string(), |m| m.to_string());
+    let meter = o
+        .meter
+        .map_or_else(|| "the meter".to_string(), |m| m.to_string());
     let d = &o.details;
     let with_note = |s: String| match d.note {
         Some(n) => format!("{s}: {n}"),
@@ -347,10 +384,21 @@ fn security_error(o: &Opened) -> Option<String> {
         SecurityResult::TagMismatch => {
             "security: authentication tag does not verify: wrong key or altered message".to_string()
         }
-        SecurityResult::CheckBytesMismatch => with_note("security: decrypted data does not start with 2F2F".to_string()),
-        SecurityResult::PayloadCrcMismatch => with_note("security: ELL PayloadCRC fails".to_string()),
-        SecurityResult::PaddingInvalid => "security: mode 7 padding (CF P bit) is not valid".to_string(),
-        SecurityResult::PlaintextWithKey => with_note("security: plaintext refused".to_string()),
+        SecurityResult::CheckBytesMismatch => match d.note {
+            Some(n) => format!("security: {n}"),
+            None => "security: decrypted data does not start with 2F2F".to_string(),
+        },
+        SecurityResult::PayloadCrcMismatch => match d.note {
+            Some(n) => format!("security: {n}"),
+            None => "security: ELL PayloadCRC fails".to_string(),
+        },
+        SecurityResult::PaddingInvalid => {
+            "security: mode 7 padding (CF P bit) is not valid".to_string()
+        }
+        SecurityResult::PlaintextWithKey => match d.note {
+            Some(n) => format!("security: {n}"),
+            None => "security: plaintext refused: a key is configured".to_string(),
+        },
         SecurityResult::Replayed { counter, last } => format!(
             "security: message counter {counter} is not greater than the last accepted {last}: replayed"
         ),
@@ -362,7 +410,9 @@ fn security_error(o: &Opened) -> Option<String> {
         SecurityResult::FragmentBuffered {
             fragment_id,
             received,
-        } => format!("AFL: fragment {fragment_id} stored ({received} bytes so far); waiting for the rest"),
+        } => format!(
+            "AFL: fragment {fragment_id} stored ({received} bytes so far); waiting for the rest"
+        ),
         SecurityResult::FragmentRejected(e) => format!("AFL: {e}"),
         _ => format!("security: {}", o.result.name()),
     })
@@ -401,7 +451,11 @@ fn time_sync(apl: &[u8]) -> serde_json::Value {
                 .map(|t| t.to_string()),
         ),
         0x01 | 0x02 => (
-            if tc == 1 { "add_time_difference" } else { "subtract_time_difference" },
+            if tc == 1 {
+                "add_time_difference"
+            } else {
+                "subtract_time_difference"
+            },
             rest.get(..3)
                 .and_then(|b| <[u8; 3]>::try_from(b).ok())
                 .and_then(Time::type_j)
@@ -567,11 +621,13 @@ impl Decoder {
         self.identify(report, meter);
         let tpl = o.tpl.or(frame.repr.transport.tpl);
         let fcl = frame.repr.transport.afl.map(|a| a.fragment_control());
-        report.afl = o
-            .afl
-            .as_ref()
-            .map(|a| afl_report(a, fcl))
-            .or_else(|| frame.repr.transport.afl.map(|a| afl_report(&AflAuth::from_repr(&a), fcl)));
+        report.afl = o.afl.as_ref().map(|a| afl_report(a, fcl)).or_else(|| {
+            frame
+                .repr
+                .transport
+                .afl
+                .map(|a| afl_report(&AflAuth::from_repr(&a), fcl))
+        });
         report.tpl = tpl.as_ref().map(tpl_report);
         report.security_mode = tpl.map_or(0, |t| t.security_mode().0);
         let d = &o.details;
@@ -580,11 +636,13 @@ impl Decoder {
             mode: report.security_mode,
             result: o.result.name(),
             direction: o.direction.name(),
-            ell: frame
-                .repr
-                .ell
-                .filter(|e| e.is_encrypted())
-                .map(|_| if d.ell_decrypted { "decrypted" } else { o.result.name() }),
+            ell: frame.repr.ell.filter(|e| e.is_encrypted()).map(|_| {
+                if d.ell_decrypted {
+                    "decrypted"
+                } else {
+                    o.result.name()
+                }
+            }),
             key_id: d.key_id,
             key_version: d.key_version,
             kdf: d.kdf_selection,
@@ -597,9 +655,13 @@ impl Decoder {
             fragments: d.fragments,
             note: d.note,
             iv: diag.then(|| d.iv.map(|v| format!("{v:?}"))).flatten(),
-            ell_counter_block: diag.then(|| d.ell_counter_block.map(|v| format!("{v:?}"))).flatten(),
+            ell_counter_block: diag
+                .then(|| d.ell_counter_block.map(|v| format!("{v:?}")))
+                .flatten(),
             mac_received: d.mac_received.map(|v| format!("{v:?}")),
-            mac_computed: diag.then(|| d.mac_computed.map(|v| format!("{v:?}"))).flatten(),
+            mac_computed: diag
+                .then(|| d.mac_computed.map(|v| format!("{v:?}")))
+                .flatten(),
             derived_encryption_key: (diag && self.options.show_keys)
                 .then(|| d.derived.as_ref().map(|k| hex(k.encryption.as_bytes())))
                 .flatten(),
@@ -678,7 +740,8 @@ impl Decoder {
                 report.application = Some(time_sync(content));
             }
             Some(ApplicationContent::SecurityInformation) => {
-                report.application = Some(serde_json::json!({ "kind": "security_information_transfer" }));
+                report.application =
+                    Some(serde_json::json!({ "kind": "security_information_transfer" }));
             }
             Some(ApplicationContent::ImageTransfer) => {
                 report.application = Some(serde_json::json!({ "kind": "image_transfer" }));
@@ -691,6 +754,11 @@ impl Decoder {
         report.records = decoded.records;
         report.manufacturer_data = decoded.manufacturer_data;
         report.more_records_follow = decoded.more_records_follow;
+        if let Some(t) = decoded.ignored_tail {
+            report.warnings.push(format!(
+                "application layer: {t} after the last record ignored (a receiver's block CRC?)"
+            ));
+        }
         if let Some(e) = decoded.error {
             self.records_error(report, e);
         }
@@ -762,7 +830,9 @@ impl Decoder {
             full_frame_crc_ok: Some(crc_ok),
         });
         if !crc_ok {
-            report.warnings.push("compact frame: the full-frame CRC does not match the restored records".into());
+            report.warnings.push(
+                "compact frame: the full-frame CRC does not match the restored records".into(),
+            );
         }
         let mut decoded = records::from_records(&parsed);
         if decoded.error.is_none() {

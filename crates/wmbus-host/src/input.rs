@@ -38,17 +38,29 @@ pub enum LineKind {
 /// Parses hex: ignores spaces, `:` and `-` separators, `|` markers and a `0x` prefix.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let t = text.trim();
-    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     let mut digits = Vec::with_capacity(t.len());
     for (i, c) in t.bytes().enumerate() {
         match c {
             b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => digits.push(c),
             b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => {}
-            _ => return Err(format!("input: '{}' at character {} is not hexadecimal", char::from(c), i + 1)),
+            _ => {
+                return Err(format!(
+                    "input: '{}' at character {} is not hexadecimal",
+                    char::from(c),
+                    i + 1
+                ));
+            }
         }
     }
     if digits.len() % 2 != 0 {
-        return Err(format!("input: odd number of hex digits ({})", digits.len()));
+        return Err(format!(
+            "input: odd number of hex digits ({})",
+            digits.len()
+        ));
     }
     if digits.is_empty() {
         return Err("input: no hex digits".into());
@@ -65,7 +77,11 @@ fn rtl_wmbus(line: &str) -> Line {
     if *crc_ok != "1" || *code_ok != "1" {
         return Line::Skip;
     }
-    let Some(data) = fields.iter().rev().find(|f| f.trim_start().starts_with("0x")) else {
+    let Some(data) = fields
+        .iter()
+        .rev()
+        .find(|f| f.trim_start().starts_with("0x"))
+    else {
         return Line::Invalid("rtl_wmbus: no 0x telegram field".into());
     };
     match parse_hex(data) {
@@ -108,7 +124,10 @@ fn rtl_433(line: &str) -> Line {
             rssi: v.get("rssi").and_then(serde_json::Value::as_f64),
             rssi_unit: v.get("rssi").map(|_| "dB"),
             link_mode: mode.map(|m| m.to_string()),
-            time: v.get("time").and_then(serde_json::Value::as_str).map(str::to_string),
+            time: v
+                .get("time")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
         },
         kind: LineKind::Rtl433,
     }
@@ -155,10 +174,20 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(parse_line("  # comment"), Line::Skip);
-        let Line::Telegram { bytes, kind, .. } = parse_line("0x2E44 9315:78") else { panic!() };
-        assert_eq!((bytes, kind), (vec![0x2E, 0x44, 0x93, 0x15, 0x78], LineKind::Hex));
-        let Line::Telegram { bytes, reception, kind } =
-            parse_line("T1;1;1;2026-11-28 00:00:00.000;97;148;33225544;0x1844ae4c4455223368077a55000000041389e20100023b0000")
+        let Line::Telegram { bytes, kind, .. } = parse_line("0x2E44 9315:78") else {
+            panic!()
+        };
+        assert_eq!(
+            (bytes, kind),
+            (vec![0x2E, 0x44, 0x93, 0x15, 0x78], LineKind::Hex)
+        );
+        let Line::Telegram {
+            bytes,
+            reception,
+            kind,
+        } = parse_line(
+            "T1;1;1;2026-11-28 00:00:00.000;97;148;33225544;0x1844ae4c4455223368077a55000000041389e20100023b0000",
+        )
         else {
             panic!()
         };
@@ -167,14 +196,21 @@ mod tests {
         assert_eq!(reception.link_mode.as_deref(), Some("T1"));
         assert_eq!(reception.rssi, Some(97.0));
         assert_eq!(parse_line("T1;1;0;2026-11-28;97;148;1;0x1844"), Line::Skip);
-        let Line::Telegram { bytes, reception, .. } = parse_line(
+        let Line::Telegram {
+            bytes, reception, ..
+        } = parse_line(
             r#"{"time":"2026-11-28 10:00:00","model":"Wireless-MBus","mode":"T","id":33225544,"data":"1844ae4c4455223368077a55000000041389e20100023b0000ABCD","rssi":-12.5}"#,
-        ) else {
+        )
+        else {
             panic!()
         };
         assert_eq!(bytes.len(), 25, "trailing CRC dropped");
         assert_eq!(reception.rssi, Some(-12.5));
-        let Line::Telegram { bytes, kind, .. } = parse_line("telegram=|1844AE4C4455223368077A55000000_041389E20100023B0000|") else { panic!() };
+        let Line::Telegram { bytes, kind, .. } =
+            parse_line("telegram=|1844AE4C4455223368077A55000000_041389E20100023B0000|")
+        else {
+            panic!()
+        };
         assert_eq!((bytes.len(), kind), (25, LineKind::Simulation));
         assert!(matches!(parse_line("hello"), Line::Invalid(_)));
         assert!(matches!(parse_line("abc"), Line::Invalid(_)));

@@ -84,9 +84,10 @@ pub fn parse_entry(meter: &str, key: &str, location: &str) -> Result<KeyEntry, K
         location: location.to_string(),
         reason,
     };
-    let (manufacturer, ident) =
-        parse_meter(meter).ok_or_else(|| err("meter must be <id> (up to 8 digits) or <MFR>.<id>"))?;
-    let key = parse_key(key).ok_or_else(|| err("key must be 32 hex digits (AES-128) or 16 (DES)"))?;
+    let (manufacturer, ident) = parse_meter(meter)
+        .ok_or_else(|| err("meter must be <id> (up to 8 digits) or <MFR>.<id>"))?;
+    let key =
+        parse_key(key).ok_or_else(|| err("key must be 32 hex digits (AES-128) or 16 (DES)"))?;
     Ok(KeyEntry {
         manufacturer,
         ident,
@@ -173,7 +174,10 @@ mod tests {
         assert_eq!(e[1].manufacturer, ManufacturerCode::parse("KAM"));
         assert!(matches!(e[2].key, KeyMaterial::Des(_)));
         let err = parse_file("12345678 00112233", "keys").unwrap_err();
-        assert_eq!(err.to_string(), "keys:1: key must be 32 hex digits (AES-128) or 16 (DES)");
+        assert_eq!(
+            err.to_string(),
+            "keys:1: key must be 32 hex digits (AES-128) or 16 (DES)"
+        );
         let err = parse_file("1234567890 000102030405060708090A0B0C0D0E0F", "k").unwrap_err();
         assert!(err.to_string().contains("meter must be"));
         assert!(!format!("{e:?}").contains("0102"));

@@ -38,7 +38,13 @@ pub fn scale(raw: i128, exponent: i8) -> JsonValue {
 pub fn text(b: &[u8]) -> String {
     b.iter()
         .rev()
-        .map(|&c| if (0x20..0x7F).contains(&c) { char::from(c) } else { char::REPLACEMENT_CHARACTER })
+        .map(|&c| {
+            if (0x20..0x7F).contains(&c) {
+                char::from(c)
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
         .collect()
 }
 
@@ -47,7 +53,11 @@ fn digits(b: &[u8], df: DataField) -> String {
         let mut s = String::with_capacity(b.len() * 2);
         for byte in b.iter().rev() {
             for n in [byte >> 4, byte & 0x0F] {
-                s.push(char::from_digit(u32::from(n), 16).unwrap_or('?').to_ascii_uppercase());
+                s.push(
+                    char::from_digit(u32::from(n), 16)
+                        .unwrap_or('?')
+                        .to_ascii_uppercase(),
+                );
             }
         }
         s
@@ -70,17 +80,29 @@ pub fn json_value(r: &Record<'_>, exponent: i8) -> (JsonValue, bool) {
                 (JsonValue::Null, true)
             }
         }
-        Value::Bits(v) => (i64::try_from(v).map_or(JsonValue::Null, JsonValue::Integer), false),
+        Value::Bits(v) => (
+            i64::try_from(v).map_or(JsonValue::Null, JsonValue::Integer),
+            false,
+        ),
         Value::Date(d) => (JsonValue::Text(d.to_string()), false),
         Value::DateTime(d) => (JsonValue::Text(d.to_string()), false),
         Value::Time(t) => (JsonValue::Text(t.to_string()), false),
-        Value::Text(t) if t.iter().all(|c| (0x20..0x7F).contains(c)) => (JsonValue::Text(text(t)), false),
+        Value::Text(t) if t.iter().all(|c| (0x20..0x7F).contains(c)) => {
+            (JsonValue::Text(text(t)), false)
+        }
         Value::Text(t) => (JsonValue::Text(hex(t)), false),
         Value::Bytes(b) => (JsonValue::Text(hex(b)), false),
         Value::Digits(b, df) => {
             let s = digits(b, df);
             let bad = df.is_bcd() && s.chars().any(|c| !c.is_ascii_digit());
-            (if bad { JsonValue::Null } else { JsonValue::Text(s) }, bad)
+            (
+                if bad {
+                    JsonValue::Null
+                } else {
+                    JsonValue::Text(s)
+                },
+                bad,
+            )
         }
         Value::Manufacturer(m) => (JsonValue::Text(m.to_string()), false),
         Value::Invalid(_) => (JsonValue::Null, true),
@@ -99,7 +121,9 @@ fn annotations(r: &Record<'_>) -> (Vec<String>, Option<&'static str>) {
             Modifier::CompactProfile(k) => out.push(
                 match k {
                     wmbus_frame::apl::vib::ProfileKind::Regular => "compact_profile",
-                    wmbus_frame::apl::vib::ProfileKind::WithRegisterNumbers => "compact_profile_with_register_numbers",
+                    wmbus_frame::apl::vib::ProfileKind::WithRegisterNumbers => {
+                        "compact_profile_with_register_numbers"
+                    }
                     wmbus_frame::apl::vib::ProfileKind::Inverse => "inverse_compact_profile",
                 }
                 .into(),
@@ -142,7 +166,8 @@ pub fn record_report(r: &Record<'_>) -> RecordReport {
         dif: hex(r.dib_raw),
         vif,
         annotations,
-        unit_text: (r.vib.table() == VifTable::PlainText).then(|| r.vib.plain_text.map(text).unwrap_or_default()),
+        unit_text: (r.vib.table() == VifTable::PlainText)
+            .then(|| r.vib.plain_text.map(text).unwrap_or_default()),
         record_error,
         invalid,
         raw,
@@ -163,6 +188,8 @@ pub struct Decoded {
     pub more_records_follow: bool,
     /// The first error, naming its offset.
     pub error: Option<wmbus_frame::Error>,
+    /// One or two bytes after the last record that form no record, ignored.
+    pub ignored_tail: Option<String>,
 }
 
 /// Decodes every record of `apl` (offsets relative to `base`).
@@ -172,12 +199,32 @@ pub fn decode_records(apl: &[u8], base: usize) -> Decoded {
     for item in Records::new(apl, base) {
         match item {
             Ok(Item::Record(r)) => parsed.push(r),
-            Ok(Item::ManufacturerData { more_follow, data, .. }) => {
+            Ok(Item::ManufacturerData {
+                more_follow, data, ..
+            }) => {
                 out.manufacturer_data = Some(hex(data));
                 out.more_records_follow = more_follow;
             }
             Ok(Item::GlobalReadout { .. }) => {}
-            Err(e) => out.error = Some(e),
+            Err(e) => {
+                // One or two bytes after the last record (and its fillers) that do not make a
+                // record: some receivers keep the last block's CRC. Reported, not fatal.
+                let last_end = parsed.last().map_or(0, |r| {
+                    (r.data.as_ptr() as usize + r.data.len()).saturating_sub(apl.as_ptr() as usize)
+                });
+                let rest = apl.get(last_end..).unwrap_or(&[]);
+                let tail = rest
+                    .iter()
+                    .position(|&b| b != 0x2F)
+                    .map_or(&[][..], |i| rest.get(i..).unwrap_or(&[]));
+                if matches!(e.kind, wmbus_frame::ErrorKind::Truncated { .. })
+                    && (1..=2).contains(&tail.len())
+                {
+                    out.ignored_tail = Some(hex(tail));
+                } else {
+                    out.error = Some(e);
+                }
+            }
         }
     }
     finish(&parsed, &mut out);
@@ -194,7 +241,14 @@ pub fn from_records(parsed: &[Record<'_>]) -> Decoded {
 fn finish(parsed: &[Record<'_>], out: &mut Decoded) {
     for r in parsed {
         out.records.push(record_report(r));
-        if r.vib.profile().is_none() {
+        // Profiles with register numbers have no public element layout: kept raw.
+        if !matches!(
+            r.vib.profile(),
+            Some(
+                wmbus_frame::apl::vib::ProfileKind::Regular
+                    | wmbus_frame::apl::vib::ProfileKind::Inverse
+            )
+        ) {
             continue;
         }
         match profile::expand(r, parsed) {
@@ -206,7 +260,9 @@ fn finish(parsed: &[Record<'_>], out: &mut Decoded) {
                 for p in points {
                     out.records.push(RecordReport {
                         quantity: desc.quantity,
-                        value: p.value.map_or(JsonValue::Null, |v| scale(i128::from(v), desc.exponent)),
+                        value: p
+                            .value
+                            .map_or(JsonValue::Null, |v| scale(i128::from(v), desc.exponent)),
                         unit: desc.unit,
                         function: r.dib.function.name(),
                         storage: p.storage,
@@ -247,6 +303,9 @@ mod tests {
         assert_eq!(scale(19960, -1), JsonValue::Number(1996.0));
         assert_eq!(scale(1995, 0), JsonValue::Integer(1995));
         assert_eq!(scale(12, 3), JsonValue::Integer(12000));
-        assert_eq!(serde_json::to_string(&scale(411_979, -3)).unwrap(), "411.979");
+        assert_eq!(
+            serde_json::to_string(&scale(411_979, -3)).unwrap(),
+            "411.979"
+        );
     }
 }

@@ -77,12 +77,23 @@ fn record_line(s: &mut String, rec: &RecordReport) {
     if let Some(t) = &rec.time {
         tags.push(t.clone());
     }
-    tags.extend(rec.annotations.iter().filter(|a| *a != "profile_point").cloned());
+    tags.extend(
+        rec.annotations
+            .iter()
+            .filter(|a| *a != "profile_point")
+            .cloned(),
+    );
     if let Some(e) = rec.record_error {
         tags.push(format!("error: {e}"));
     }
     if rec.invalid {
-        tags.push(format!("invalid{}", rec.raw.as_ref().map(|r| format!(" {r}")).unwrap_or_default()));
+        tags.push(format!(
+            "invalid{}",
+            rec.raw
+                .as_ref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
+        ));
     }
     let unit = rec.unit.or(rec.unit_text.as_deref()).unwrap_or("");
     let value = value_text(&rec.value);
@@ -101,14 +112,24 @@ pub fn pretty(r: &Report) -> String {
         let _ = write!(s, " · {name}");
     }
     if let Some(l) = &r.link {
-        let _ = write!(s, " · {} · frame {}", l.c_field_name.unwrap_or(&l.c_field), l.frame_format);
+        let _ = write!(
+            s,
+            " · {} · frame {}",
+            l.c_field_name.unwrap_or(&l.c_field),
+            l.frame_format
+        );
     }
     let _ = write!(s, " · mode {} · {}", r.security_mode, r.status);
     if r.security.result != "none" {
         let _ = write!(s, " ({})", r.security.result);
     }
     if let Some(src) = &r.source {
-        let _ = write!(s, " · {}:{}", src.file.as_deref().unwrap_or("arg"), src.line);
+        let _ = write!(
+            s,
+            " · {}:{}",
+            src.file.as_deref().unwrap_or("arg"),
+            src.line
+        );
     }
     s.push('\n');
     if let Some(e) = &r.error {
@@ -134,11 +155,27 @@ pub fn analyze(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "== {} ==", meter(r));
     if let Some(src) = &r.source {
-        let _ = writeln!(s, "source     {}:{}", src.file.as_deref().unwrap_or("argument"), src.line);
+        let _ = writeln!(
+            s,
+            "source     {}:{}",
+            src.file.as_deref().unwrap_or("argument"),
+            src.line
+        );
     }
-    let _ = writeln!(s, "frame      {} ({} bytes without CRCs)", r.frame_hex, r.frame_hex.len() / 2);
+    let _ = writeln!(
+        s,
+        "frame      {} ({} bytes without CRCs)",
+        r.frame_hex,
+        r.frame_hex.len() / 2
+    );
     if let Some(l) = &r.link {
-        let _ = write!(s, "link       format {} · C {} {}", l.frame_format, l.c_field, l.c_field_name.unwrap_or("?"));
+        let _ = write!(
+            s,
+            "link       format {} · C {} {}",
+            l.frame_format,
+            l.c_field,
+            l.c_field_name.unwrap_or("?")
+        );
         if let (Some(m), Some(id)) = (&l.manufacturer, &l.id) {
             let _ = write!(
                 s,
@@ -165,12 +202,20 @@ pub fn analyze(r: &Report) -> String {
             let _ = write!(s, " · M2/A2 {} {}", a.manufacturer, a.id);
         }
         if let Some(sn) = &e.session_number {
-            let _ = write!(s, " · SN enc {} time {} session {}", sn.encryption, sn.time, sn.session);
+            let _ = write!(
+                s,
+                " · SN enc {} time {} session {}",
+                sn.encryption, sn.time, sn.session
+            );
         }
         s.push('\n');
     }
     if let Some(a) = &r.afl {
-        let _ = write!(s, "afl        FCL {} · FID {} · MF {}", a.fragment_control, a.fragment_id, a.more_fragments);
+        let _ = write!(
+            s,
+            "afl        FCL {} · FID {} · MF {}",
+            a.fragment_control, a.fragment_id, a.more_fragments
+        );
         if let Some(m) = &a.message_control {
             let _ = write!(s, " · MCL {m} ({})", a.authentication.unwrap_or("?"));
         }
@@ -189,9 +234,17 @@ pub fn analyze(r: &Report) -> String {
         s.push('\n');
     }
     if let Some(t) = &r.tpl {
-        let _ = write!(s, "tpl        CI {} ({}) · {} header", t.ci, t.ci_name, t.header);
+        let _ = write!(
+            s,
+            "tpl        CI {} ({}) · {} header",
+            t.ci, t.ci_name, t.header
+        );
         if let Some(m) = &t.meter {
-            let _ = write!(s, " · meter {} {} v{} type {:02X}", m.manufacturer, m.id, m.version, m.device_type);
+            let _ = write!(
+                s,
+                " · meter {} {} v{} type {:02X}",
+                m.manufacturer, m.id, m.version, m.device_type
+            );
         }
         if let Some(acc) = t.access_number {
             let _ = write!(s, " · ACC {acc}");
@@ -216,7 +269,11 @@ pub fn analyze(r: &Report) -> String {
         "security   mode {} · {} · key {} · result {}",
         sec.mode,
         sec.direction,
-        if sec.key_configured { "configured" } else { "not configured" },
+        if sec.key_configured {
+            "configured"
+        } else {
+            "not configured"
+        },
         sec.result
     );
     if let Some(k) = sec.key_id {
@@ -250,7 +307,11 @@ pub fn analyze(r: &Report) -> String {
         let _ = writeln!(s, "warning    {w}");
     }
     for rec in &r.records {
-        let _ = write!(s, "record @{:<3} DIF {:<6} VIF {:<8}", rec.offset, rec.dif, rec.vif);
+        let _ = write!(
+            s,
+            "record @{:<3} DIF {:<6} VIF {:<8}",
+            rec.offset, rec.dif, rec.vif
+        );
         record_line(&mut s, rec);
     }
     if let Some(a) = &r.application {

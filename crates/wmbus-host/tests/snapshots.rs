@@ -31,7 +31,9 @@ fn decode_file(text: &str) -> Vec<wmbus_host::Report> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         match parse_line(line) {
-            Line::Telegram { bytes, .. } => out.push(decoder.decode(Instant::from_secs(i as u64), &bytes)),
+            Line::Telegram { bytes, .. } => {
+                out.push(decoder.decode(Instant::from_secs(i as u64), &bytes))
+            }
             Line::Skip => {}
             Line::Invalid(e) => panic!("{e}"),
         }
@@ -53,15 +55,26 @@ fn telegrams() {
 #[test]
 fn stated_values() {
     let dir = wmbus_testkit::testdata().join("telegrams");
-    let read = |name: &str| decode_file(&std::fs::read_to_string(dir.join(format!("{name}.txt"))).unwrap());
+    let read = |name: &str| {
+        decode_file(&std::fs::read_to_string(dir.join(format!("{name}.txt"))).unwrap())
+    };
     let r = read("oms-annexN-N2.1-SND-NR");
     assert_eq!(r[0].status, "ok");
-    assert_eq!(serde_json::to_value(&r[0].records[0].value).unwrap(), serde_json::json!(28504.27));
+    assert_eq!(
+        serde_json::to_value(&r[0].records[0].value).unwrap(),
+        serde_json::json!(28504.27)
+    );
     assert_eq!(r[0].records[0].unit, Some("m3"));
-    assert_eq!(serde_json::to_value(&r[0].records[1].value).unwrap(), serde_json::json!("2008-05-31T23:50"));
+    assert_eq!(
+        serde_json::to_value(&r[0].records[1].value).unwrap(),
+        serde_json::json!("2008-05-31T23:50")
+    );
     // N.3: reassembled from three fragments, the 12 monthly values (base + 11 profile points).
     let r = read("oms-annexN-N3-RSP-UD-fragments");
-    assert_eq!(r.iter().map(|x| x.status).collect::<Vec<_>>(), ["incomplete", "incomplete", "ok"]);
+    assert_eq!(
+        r.iter().map(|x| x.status).collect::<Vec<_>>(),
+        ["incomplete", "incomplete", "ok"]
+    );
     let monthly: Vec<f64> = r[2]
         .records
         .iter()
@@ -73,11 +86,22 @@ fn stated_values() {
     assert_eq!(monthly[11], 381.672);
     // The radio adapter: DLL RAD, meter ELS.
     let r = read("oms-annexN-profileB-radio-adapter-mode7");
-    assert_eq!((r[0].manufacturer.as_deref(), r[0].id.as_deref()), (Some("ELS"), Some("12345678")));
-    assert_eq!(r[0].link.as_ref().unwrap().manufacturer.as_deref(), Some("RAD"));
+    assert_eq!(
+        (r[0].manufacturer.as_deref(), r[0].id.as_deref()),
+        (Some("ELS"), Some("12345678"))
+    );
+    assert_eq!(
+        r[0].link.as_ref().unwrap().manufacturer.as_deref(),
+        Some("RAD")
+    );
     assert_eq!(r[0].security.result, "authenticated");
     // DES with the opt-in: 1 m3.
     let r = read("mode2-des-wmbusmeters-actislink");
     assert_eq!(r[0].status, "ok");
-    assert_eq!(serde_json::to_value(&r[0].records[0].value).unwrap().as_f64(), Some(1.0));
+    assert_eq!(
+        serde_json::to_value(&r[0].records[0].value)
+            .unwrap()
+            .as_f64(),
+        Some(1.0)
+    );
 }

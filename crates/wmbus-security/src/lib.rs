@@ -57,6 +57,9 @@ extern crate alloc;
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kdf;
 pub mod key;
 pub mod national;

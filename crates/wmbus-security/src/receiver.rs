@@ -989,7 +989,9 @@ impl<K: KeyStore> Receiver<K> {
         let mac = auth.and_then(|a| a.mac().map(Bytes16::new));
         let Some(master) = self.key_for(ctx, key_id, key_version).cloned() else {
             let clear = plain.get(payload.clone()).is_some_and(starts_2f2f);
-            return if clear && mac.is_none() && self.options.accept_decrypted_by_receiver {
+            // Receivers that decrypt mode 7 pass the AFL on unchanged; its MAC cannot be
+            // checked without the key either way, so the result says what happened.
+            return if clear && self.options.accept_decrypted_by_receiver {
                 SecurityResult::DecryptedByReceiver
             } else {
                 SecurityResult::NoKey

@@ -107,7 +107,9 @@ impl Run {
     fn line(&mut self, text: &str, source: Source) -> io::Result<()> {
         match parse_line(text) {
             Line::Skip => Ok(()),
-            Line::Telegram { bytes, reception, .. } => {
+            Line::Telegram {
+                bytes, reception, ..
+            } => {
                 let mut report = self.decoder.decode(self.now(), &bytes);
                 report.reception = reception;
                 self.emit(report, source)
@@ -140,7 +142,8 @@ impl Run {
 fn keys(args: &Args) -> Result<MemoryKeyStore> {
     let mut store = MemoryKeyStore::new();
     for path in &args.keys {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading key file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file {}", path.display()))?;
         if let Some(w) = keyfile::permission_warning(path) {
             eprintln!("{w}");
         }
@@ -159,7 +162,11 @@ fn keys(args: &Args) -> Result<MemoryKeyStore> {
 /// Usage and I/O errors (exit status 2).
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let stdout_terminal = io::stdout().is_terminal();
-    let format = match args.format.unwrap_or(if stdout_terminal { OutputFormat::Pretty } else { OutputFormat::Json }) {
+    let format = match args.format.unwrap_or(if stdout_terminal {
+        OutputFormat::Pretty
+    } else {
+        OutputFormat::Json
+    }) {
         OutputFormat::Json => Format::Json,
         OutputFormat::Pretty => Format::Pretty,
         OutputFormat::Analyze => Format::Analyze,
@@ -186,10 +193,14 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     if let Some(path) = &args.format_cache
         && path.exists()
     {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let bad = decoder.formats_mut().load_text(&text);
         if bad > 0 {
-            eprintln!("warning: {bad} invalid line(s) in format cache {}", path.display());
+            eprintln!(
+                "warning: {bad} invalid line(s) in format cache {}",
+                path.display()
+            );
         }
     }
     let mut run = Run {
@@ -203,7 +214,13 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         run.out.write_all(render::CSV_HEADER.as_bytes())?;
     }
     for (i, t) in args.telegrams.iter().enumerate() {
-        run.line(t, Source { file: None, line: i + 1 })?;
+        run.line(
+            t,
+            Source {
+                file: None,
+                line: i + 1,
+            },
+        )?;
     }
     for path in &args.inputs {
         if path.as_os_str() == "-" {
@@ -218,7 +235,12 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     }
     run.out.flush()?;
     if let Some(path) = &args.format_cache {
-        std::fs::write(path, run.decoder.formats().to_text()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, run.decoder.formats().to_text())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if run.failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if run.failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -127,31 +127,31 @@ pub const fn primary(code: u8) -> Description {
     }
 }
 
-/// The first extension table, VIF FBh (EN 13757-3 Table 14). Units are brought to the
-/// report's base units (MWh → Wh, GJ → J, t → kg, MW → W) through the exponent.
+/// The first extension table, VIF FBh (EN 13757-3:2018 Table 14). Units are brought to
+/// base units (MWh → Wh, GJ → J, MCal → cal, t → kg, MW → W, kvarh → varh) through the
+/// exponent; codes the 2018 table reserves (the US units and °F of 2004) are unknown.
 pub const fn table_fb(code: u8) -> Description {
     use Coding::Number;
     let n = (code & 0x01) as i8;
     let nn = (code & 0x03) as i8;
     match code & 0x7F {
         0x00 | 0x01 => d("energy", Some("Wh"), n + 5, Number),
+        0x02 | 0x03 => d("reactive_energy", Some("varh"), n + 3, Number),
+        0x04 | 0x05 => d("apparent_energy", Some("VAh"), n + 3, Number),
         0x08 | 0x09 => d("energy", Some("J"), n + 8, Number),
+        0x0C..=0x0F => d("energy", Some("cal"), nn + 5, Number),
         0x10 | 0x11 => d("volume", Some("m3"), n + 2, Number),
+        0x14..=0x17 => d("reactive_power", Some("var"), nn, Number),
         0x18 | 0x19 => d("mass", Some("kg"), n + 5, Number),
         0x1A | 0x1B => d("relative_humidity", Some("%"), n - 1, Number),
+        0x20 => d("volume", Some("ft3"), 0, Number),
         0x21 => d("volume", Some("ft3"), -1, Number),
-        0x22 => d("volume", Some("gal"), -1, Number),
-        0x23 => d("volume", Some("gal"), 0, Number),
-        0x24 => d("volume_flow", Some("gal/min"), -3, Number),
-        0x25 => d("volume_flow", Some("gal/min"), 0, Number),
-        0x26 => d("volume_flow", Some("gal/h"), 0, Number),
         0x28 | 0x29 => d("power", Some("W"), n + 5, Number),
+        0x2A => d("phase_angle_voltage_voltage", Some("°"), 0, Number),
+        0x2B => d("phase_angle_voltage_current", Some("°"), 0, Number),
+        0x2C..=0x2F => d("frequency", Some("Hz"), nn - 3, Number),
         0x30 | 0x31 => d("power", Some("J/h"), n + 8, Number),
-        0x58..=0x5B => d("flow_temperature", Some("°F"), nn - 3, Number),
-        0x5C..=0x5F => d("return_temperature", Some("°F"), nn - 3, Number),
-        0x60..=0x63 => d("temperature_difference", Some("°F"), nn - 3, Number),
-        0x64..=0x67 => d("external_temperature", Some("°F"), nn - 3, Number),
-        0x70..=0x73 => d("temperature_limit", Some("°F"), nn - 3, Number),
+        0x34..=0x37 => d("apparent_power", Some("VA"), nn, Number),
         0x74..=0x77 => d("temperature_limit", Some("°C"), nn - 3, Number),
         0x78..=0x7F => d(
             "cumulative_maximum_power",
@@ -216,6 +216,13 @@ pub const fn table_fd(code: u8) -> Description {
         0x38 => d("tariff_period", Some("month"), 0, Unsigned),
         0x39 => d("tariff_period", Some("year"), 0, Unsigned),
         0x3A => d("dimensionless", None, 0, Number),
+        0x3B => d("wmbus_data_container", None, 0, Raw),
+        0x3C..=0x3F => d(
+            "nominal_transmission_period",
+            Some(duration_unit(code)),
+            0,
+            Unsigned,
+        ),
         0x40..=0x4F => d("voltage", Some("V"), nnnn - 9, Number),
         0x50..=0x5F => d("current", Some("A"), nnnn - 12, Number),
         0x60 => d("reset_counter", None, 0, Unsigned),

@@ -1,0 +1,49 @@
+//! Entry points shared by the fuzz targets (`fuzz/`) and the corpus replay in `cargo test`.
+//! Each takes arbitrary bytes and must not panic; where a round trip applies it asserts it.
+
+use crate::apl::{Item, Records, profile};
+use crate::dll::{FrameFormat, MAX_RAW_FRAME_LEN};
+use crate::frame::{Frame, normalize};
+
+/// The whole frame parser: normalisation, every layer, re-emission of what parsed.
+pub fn frame(data: &[u8]) {
+    let mut buf = [0u8; MAX_RAW_FRAME_LEN];
+    let Ok(n) = normalize(data, None, &mut buf) else {
+        return;
+    };
+    let Some(bytes) = buf.get(..n.len) else {
+        return;
+    };
+    let Ok(f) = Frame::parse(bytes, n.format) else {
+        return;
+    };
+    let _ = f.meter();
+    // Whatever parsed emits back to the same normalised bytes.
+    let mut out = [0u8; MAX_RAW_FRAME_LEN];
+    if let Ok(m) = f.repr.emit(&mut out) {
+        assert_eq!(out.get(..m), Some(bytes), "emit(parse(b)) == b");
+    }
+    if n.format != FrameFormat::Wired {
+        let _ = f.repr.emit_on_air(FrameFormat::A, &mut out);
+        let _ = f.repr.emit_on_air(FrameFormat::B, &mut out);
+    }
+}
+
+/// The record decoder, values, descriptions and compact profiles.
+pub fn records(data: &[u8]) {
+    let records: std::vec::Vec<_> = Records::new(data, 0)
+        .filter_map(|item| match item {
+            Ok(Item::Record(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    for r in &records {
+        let _ = r.value();
+        let _ = r.describe();
+        if r.vib.profile().is_some()
+            && let Ok(points) = profile::expand(r, &records)
+        {
+            for _ in points {}
+        }
+    }
+}
