@@ -17,7 +17,7 @@ use wmbus_security::time::Instant;
 
 use crate::records::{self, hex};
 use crate::report::{
-    AddressReport, AflReport, CompactReport, EllReport, LinkReport, Report, SecurityReport,
+    AddressReport, AflReport, CompactReport, EllReport, Layout, LinkReport, Report, SecurityReport,
     SessionReport, StatusFlags, TplReport,
 };
 
@@ -548,6 +548,7 @@ impl Decoder {
             application: None,
             warnings: Vec::new(),
             frame_hex: String::new(),
+            layout: Layout::default(),
         };
         let fail = |report: &mut Report, e: wmbus_frame::Error| {
             report.status = if e.is_integrity() {
@@ -599,6 +600,14 @@ impl Decoder {
         };
         report.link = Some(link_report(&frame.repr.link, normalized.format));
         report.ell = frame.repr.ell.as_ref().map(ell_report);
+        let t = &frame.repr.transport;
+        report.layout = Layout {
+            ell: frame.ell_offset,
+            afl: t.afl_offset,
+            tpl: t.tpl_offset,
+            payload: Some(t.payload_offset),
+            end: Some(t.payload_offset + t.payload.len()),
+        };
         let mut plain = std::mem::take(&mut self.plain);
         let opened = self.receiver.open(now, &frame, &mut plain);
         self.fill(&mut report, &frame, &opened, &plain);
@@ -754,6 +763,9 @@ impl Decoder {
         report.records = decoded.records;
         report.manufacturer_data = decoded.manufacturer_data;
         report.more_records_follow = decoded.more_records_follow;
+        if decoded.global_readout {
+            report.application = Some(serde_json::json!({ "kind": "global_readout_request" }));
+        }
         if let Some(t) = decoded.ignored_tail {
             report.warnings.push(format!(
                 "application layer: {t} after the last record ignored (a receiver's block CRC?)"

@@ -190,6 +190,8 @@ pub struct Decoded {
     pub error: Option<wmbus_frame::Error>,
     /// One or two bytes after the last record that form no record, ignored.
     pub ignored_tail: Option<String>,
+    /// DIF 7Fh: a global readout request.
+    pub global_readout: bool,
 }
 
 /// Decodes every record of `apl` (offsets relative to `base`).
@@ -205,7 +207,7 @@ pub fn decode_records(apl: &[u8], base: usize) -> Decoded {
                 out.manufacturer_data = Some(hex(data));
                 out.more_records_follow = more_follow;
             }
-            Ok(Item::GlobalReadout { .. }) => {}
+            Ok(Item::GlobalReadout { .. }) => out.global_readout = true,
             Err(e) => {
                 // One or two bytes after the last record (and its fillers) that do not make a
                 // record: some receivers keep the last block's CRC. Reported, not fatal.

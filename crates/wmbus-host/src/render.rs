@@ -150,9 +150,27 @@ pub fn pretty(r: &Report) -> String {
     s
 }
 
+/// The bytes of `frame_hex` from `start` to `end`, or "".
+fn span(r: &Report, start: Option<usize>, end: Option<usize>) -> String {
+    match (start, end) {
+        (Some(a), Some(b)) if a <= b => r.frame_hex.get(2 * a..2 * b).unwrap_or("").to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `@offset bytes` of a layer, up to the next layer that starts.
+fn at(r: &Report, start: Option<usize>, next: &[Option<usize>]) -> String {
+    let end = next.iter().flatten().copied().find(|&n| Some(n) > start);
+    match start {
+        Some(a) => format!("@{a:<3} {}\n           ", span(r, Some(a), end)),
+        None => String::new(),
+    }
+}
+
 /// The layer-by-layer view.
 pub fn analyze(r: &Report) -> String {
     let mut s = String::new();
+    let l = r.layout;
     let _ = writeln!(s, "== {} ==", meter(r));
     if let Some(src) = &r.source {
         let _ = writeln!(
@@ -168,23 +186,25 @@ pub fn analyze(r: &Report) -> String {
         r.frame_hex,
         r.frame_hex.len() / 2
     );
-    if let Some(l) = &r.link {
+    if let Some(link) = &r.link {
+        let first = (link.frame_format != "wired").then_some(0);
         let _ = write!(
             s,
-            "link       format {} · C {} {}",
-            l.frame_format,
-            l.c_field,
-            l.c_field_name.unwrap_or("?")
+            "link       {}format {} · C {} {}",
+            at(r, first, &[l.ell, l.afl, l.tpl, l.payload]),
+            link.frame_format,
+            link.c_field,
+            link.c_field_name.unwrap_or("?")
         );
-        if let (Some(m), Some(id)) = (&l.manufacturer, &l.id) {
+        if let (Some(m), Some(id)) = (&link.manufacturer, &link.id) {
             let _ = write!(
                 s,
                 " · M {m} · ID {id} · version {} · type {:02X}",
-                l.version.unwrap_or(0),
-                l.device_type.unwrap_or(0)
+                link.version.unwrap_or(0),
+                link.device_type.unwrap_or(0)
             );
         }
-        if let Some(a) = l.primary_address {
+        if let Some(a) = link.primary_address {
             let _ = write!(s, " · primary address {a}");
         }
         s.push('\n');
@@ -192,7 +212,8 @@ pub fn analyze(r: &Report) -> String {
     if let Some(e) = &r.ell {
         let _ = write!(
             s,
-            "ell        CI {} · CC {} [{}] · ACC {}",
+            "ell        {}CI {} · CC {} [{}] · ACC {}",
+            at(r, l.ell, &[l.afl, l.tpl, l.payload]),
             e.ci,
             e.communication_control,
             e.communication_control_bits.join(" "),
@@ -213,8 +234,11 @@ pub fn analyze(r: &Report) -> String {
     if let Some(a) = &r.afl {
         let _ = write!(
             s,
-            "afl        FCL {} · FID {} · MF {}",
-            a.fragment_control, a.fragment_id, a.more_fragments
+            "afl        {}FCL {} · FID {} · MF {}",
+            at(r, l.afl, &[l.tpl, l.payload]),
+            a.fragment_control,
+            a.fragment_id,
+            a.more_fragments
         );
         if let Some(m) = &a.message_control {
             let _ = write!(s, " · MCL {m} ({})", a.authentication.unwrap_or("?"));
@@ -236,8 +260,11 @@ pub fn analyze(r: &Report) -> String {
     if let Some(t) = &r.tpl {
         let _ = write!(
             s,
-            "tpl        CI {} ({}) · {} header",
-            t.ci, t.ci_name, t.header
+            "tpl        {}CI {} ({}) · {} header",
+            at(r, l.tpl, &[l.payload]),
+            t.ci,
+            t.ci_name,
+            t.header
         );
         if let Some(m) = &t.meter {
             let _ = write!(
@@ -297,6 +324,13 @@ pub fn analyze(r: &Report) -> String {
     }
     if let Some(n) = sec.note {
         let _ = writeln!(s, "           note: {n}");
+    }
+    if let Some(p) = l.payload {
+        let _ = writeln!(
+            s,
+            "payload    @{p:<3} {} (as received)",
+            span(r, Some(p), l.end)
+        );
     }
     let _ = writeln!(s, "apl        {}", r.payload_hex);
     let _ = writeln!(s, "status     {}", r.status);

@@ -331,6 +331,22 @@ pub struct CompactReport {
     pub full_frame_crc_ok: Option<bool>,
 }
 
+/// Where each layer starts in `frame_hex` (bytes), for the analyze view; layers inside an ELL
+/// encryption or a reassembled message have none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// ELL CI.
+    pub ell: Option<usize>,
+    /// AFL CI.
+    pub afl: Option<usize>,
+    /// TPL CI.
+    pub tpl: Option<usize>,
+    /// Payload.
+    pub payload: Option<usize>,
+    /// End of the transport layer's bytes (wired frames end with CS and stop byte).
+    pub end: Option<usize>,
+}
+
 /// One decoded telegram.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -393,6 +409,9 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The input, normalised (no link CRCs), hex.
     pub frame_hex: String,
+    /// Layer offsets (analyze view only).
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 impl Report {

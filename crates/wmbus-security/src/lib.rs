@@ -7,7 +7,7 @@
 //! |------|-----------|--------|
 //! | 5 | AES-128-CBC, IV from address and access number | verified (Annex N) |
 //! | 7 | AES-128-CBC, IV 0, KDF-A keys, AFL AES-CMAC | verified (Annex N) |
-//! | 9 | AES-128-GCM, ESMR 5 profile | provisional ([`receiver::Mode9Profile`]) |
+//! | 9 | AES-128-GCM, ESMR 5 profile | provisional ([`mode9`]) |
 //! | 10 | AES-128-CCM, KDF-A key | verified (Annex N) |
 //! | ELL | AES-128-CTR with PayloadCRC | verified |
 //! | 2 | DES-CBC (feature `des`, opt-in) | open only |
@@ -62,6 +62,7 @@ extern crate std;
 pub mod fuzzing;
 pub mod kdf;
 pub mod key;
+pub mod mode9;
 pub mod national;
 pub mod primitives;
 pub mod reassembly;
