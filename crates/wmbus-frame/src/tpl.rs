@@ -357,16 +357,7 @@ impl TplRepr {
         let mode_fields = match config.mode().0 {
             7 => {
                 let extension = ConfigExtension(u16::from(r.u8()?));
-                let key_version = if extension.key_version_present() {
-                    Some(r.u8()?)
-                } else {
-                    None
-                };
-                let message_counter = if config.bit13() {
-                    Some(r.u32_le()?)
-                } else {
-                    None
-                };
+                let (key_version, message_counter) = version_and_counter(r, extension, config)?;
                 ModeFields::Mode7 {
                     extension,
                     key_version,
@@ -392,16 +383,7 @@ impl TplRepr {
             }
             10 => {
                 let extension = ConfigExtension(r.u16_le()?);
-                let key_version = if extension.key_version_present() {
-                    Some(r.u8()?)
-                } else {
-                    None
-                };
-                let message_counter = if config.bit13() {
-                    Some(r.u32_le()?)
-                } else {
-                    None
-                };
+                let (key_version, message_counter) = version_and_counter(r, extension, config)?;
                 ModeFields::Mode10 {
                     extension,
                     key_version,
@@ -488,6 +470,25 @@ impl TplRepr {
         }
         Ok(())
     }
+}
+
+/// The optional key-version byte (CFE.V) and message counter (CF.Z) of modes 7 and 10.
+fn version_and_counter(
+    r: &mut Reader<'_>,
+    extension: ConfigExtension,
+    config: ConfigField,
+) -> Result<(Option<u8>, Option<u32>)> {
+    let key_version = if extension.key_version_present() {
+        Some(r.u8()?)
+    } else {
+        None
+    };
+    let message_counter = if config.bit13() {
+        Some(r.u32_le()?)
+    } else {
+        None
+    };
+    Ok((key_version, message_counter))
 }
 
 /// Encrypted bytes a header announces, given `available` bytes of application data; the tag

@@ -70,40 +70,25 @@ impl<'a> Record<'a> {
     }
 }
 
-/// Parses the DIB (DIF 'and' DIFEs).
-fn dib(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    let mut n = 1;
-    let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
-    while ext {
-        let Some(b) = input.get(n) else { break };
-        ext = b & 0x80 != 0;
-        n += 1;
-        if n > 1 + MAX_DIFE {
-            return Err(nom::Err::Failure(nom::error::Error::new(
-                input,
-                nom::error::ErrorKind::TooLarge,
-            )));
+/// A byte followed by up to `max` extension bytes, each announced by bit 7 of the one
+/// before: the DIB (DIF and DIFEs) and the VIB (VIF and VIFEs) alike.
+fn chain(max: usize) -> impl Fn(&[u8]) -> IResult<&[u8], &[u8]> {
+    move |input| {
+        let mut n = 1;
+        let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
+        while ext {
+            let Some(b) = input.get(n) else { break };
+            ext = b & 0x80 != 0;
+            n += 1;
+            if n > 1 + max {
+                return Err(nom::Err::Failure(nom::error::Error::new(
+                    input,
+                    nom::error::ErrorKind::TooLarge,
+                )));
+            }
         }
+        take(n).parse(input)
     }
-    take(n).parse(input)
-}
-
-/// Parses VIF and VIFEs.
-fn vif_chain(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    let mut n = 1;
-    let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
-    while ext {
-        let Some(b) = input.get(n) else { break };
-        ext = b & 0x80 != 0;
-        n += 1;
-        if n > 1 + MAX_VIFE {
-            return Err(nom::Err::Failure(nom::error::Error::new(
-                input,
-                nom::error::ErrorKind::TooLarge,
-            )));
-        }
-    }
-    take(n).parse(input)
 }
 
 /// Parses a plain-text unit: length byte and text.
@@ -165,8 +150,8 @@ impl<'a> Records<'a> {
 
     /// Reads one record's header (DIB and VIB) at the input; the data is read by `data_from`.
     pub(crate) fn header(input: &'a [u8]) -> core::result::Result<Header<'a>, (usize, ErrorKind)> {
-        let (rest, dib_raw) =
-            dib(input).map_err(|e| nom_error(input, input, e, ErrorKind::ChainTooLong))?;
+        let (rest, dib_raw) = chain(MAX_DIFE)(input)
+            .map_err(|e| nom_error(input, input, e, ErrorKind::ChainTooLong))?;
         if rest.is_empty() {
             return Err((
                 input.len(),
@@ -176,8 +161,8 @@ impl<'a> Records<'a> {
                 },
             ));
         }
-        let (rest, vib_raw) =
-            vif_chain(rest).map_err(|e| nom_error(input, rest, e, ErrorKind::ChainTooLong))?;
+        let (rest, vib_raw) = chain(MAX_VIFE)(rest)
+            .map_err(|e| nom_error(input, rest, e, ErrorKind::ChainTooLong))?;
         let vib = Vib {
             raw: vib_raw,
             plain_text: None,
