@@ -8,6 +8,7 @@
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 pub mod decoder;
+pub mod encode;
 pub mod input;
 pub mod keyfile;
 pub mod records;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod encode;
 
 /// Wireless M-Bus (EN 13757-4/-3/-7, OMS) telegrams: decode every layer and security mode.
 #[derive(Debug, Parser)]
@@ -20,12 +21,15 @@ struct Cli {
 enum Command {
     /// Decode telegrams given as arguments, or one per line on stdin or in files.
     Decode(decode::Args),
+    /// Build a telegram from a TOML or JSON description.
+    Encode(encode::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Encode(args) => encode::run(args),
     };
     match result {
         Ok(code) => code,
