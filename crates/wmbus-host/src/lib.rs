@@ -14,6 +14,7 @@ pub mod keyfile;
 pub mod records;
 pub mod render;
 pub mod report;
+pub mod vectors;
 
 pub use decoder::{DecodeOptions, Decoder, FormatCache};
 pub use report::Report;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod encode;
+mod vectors;
 
 /// Wireless M-Bus (EN 13757-4/-3/-7, OMS) telegrams: decode every layer and security mode.
 #[derive(Debug, Parser)]
@@ -23,6 +24,9 @@ enum Command {
     Decode(decode::Args),
     /// Build a telegram from a TOML or JSON description.
     Encode(encode::Args),
+    /// Write a deterministic set of vectors: every mode, frame format, header, authentication
+    /// type and fragmentation, with descriptions and expected decodes.
+    Vectors(vectors::Args),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(args),
         Command::Encode(args) => encode::run(args),
+        Command::Vectors(args) => vectors::run(args),
     };
     match result {
         Ok(code) => code,
