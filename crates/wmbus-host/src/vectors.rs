@@ -36,6 +36,11 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next_u64() % n }
     }
+    /// One of `items` (`default` when empty).
+    pub fn pick<T: Copy>(&mut self, items: &[T], default: T) -> T {
+        let i = self.below(items.len() as u64) as usize;
+        items.get(i).copied().unwrap_or(default)
+    }
     /// Random bytes.
     pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
@@ -116,7 +121,7 @@ fn meter(rng: &mut Rng) -> AddressDesc {
         manufacturer: letters,
         id: format!("{:08}", rng.below(100_000_000)),
         version: rng.below(256) as u8,
-        device_type: [0x03, 0x04, 0x07, 0x08, 0x16][rng.below(5) as usize % 5],
+        device_type: rng.pick(&[0x03, 0x04, 0x07, 0x08, 0x16], 0x07),
     }
 }
 
@@ -221,7 +226,7 @@ pub fn generate(seed: u64) -> Vec<Vector> {
                                     security_mode: mode,
                                     counter: matches!(mode, 9 | 10).then_some(counter),
                                     tag_length: (mode == 10)
-                                        .then(|| [4u8, 8, 12, 16][rng.below(4) as usize % 4]),
+                                        .then(|| rng.pick(&[4u8, 8, 12, 16], 8)),
                                     ..TplDesc::default()
                                 },
                                 records: records(&mut rng),
