@@ -3,8 +3,9 @@
 //! Link-layer block CRCs are sent most significant byte first; the ELL PayloadCRC least
 //! significant byte first. The accessors in [`crate::dll`] and [`crate::ell`] take care of that.
 
-/// The CRC engine.
-pub const EN_13757: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_EN_13757);
+/// The CRC engine (slice-by-16 tables: 8 KiB, several times faster than byte-wise).
+pub const EN_13757: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_EN_13757);
 
 /// CRC-16/EN-13757 of `data`.
 pub fn crc16(data: &[u8]) -> u16 {

@@ -521,8 +521,14 @@ impl<K: KeyStore> Receiver<K> {
             inner_offset = start;
         }
 
-        // Stage 2: AFL and transport header of the (now plaintext-header) message.
-        let parsed = match Transport::parse(plain, inner_offset) {
+        // Stage 2: AFL and transport header of the (now plaintext-header) message: parsed
+        // already unless the ELL encrypted them.
+        let reparsed = if details.ell_decrypted || ell_result.is_some() {
+            Transport::parse(plain, inner_offset)
+        } else {
+            Ok(*transport)
+        };
+        let parsed = match reparsed {
             Ok(t) => Parsed::from(&t, inner_offset),
             Err(e) => {
                 let result = if e.is_unsupported() {

@@ -195,6 +195,7 @@ impl<'a> Iterator for CompactRecords<'a> {
             vib,
             data,
             lvar,
+            description: vib.describe(),
         }))
     }
 }

@@ -26,6 +26,8 @@ pub struct Record<'a> {
     pub data: &'a [u8],
     /// The LVAR byte, for variable-length records.
     pub lvar: Option<Lvar>,
+    /// What the VIB means (computed once, when the record is read).
+    pub description: Description,
 }
 
 /// What the record grammar yields.
@@ -50,14 +52,33 @@ pub enum Item<'a> {
 }
 
 impl<'a> Record<'a> {
+    /// A record from its parts (the description is computed here).
+    pub fn new(
+        offset: usize,
+        dib_raw: &'a [u8],
+        vib: Vib<'a>,
+        data: &'a [u8],
+        lvar: Option<Lvar>,
+    ) -> Self {
+        Self {
+            offset,
+            dib_raw,
+            dib: DibRepr::from_bytes(dib_raw),
+            vib,
+            data,
+            lvar,
+            description: vib.describe(),
+        }
+    }
+
     /// What the VIB means, exponent adjusted by multiplicative VIFEs.
-    pub fn describe(&self) -> Description {
-        self.vib.describe()
+    pub const fn describe(&self) -> Description {
+        self.description
     }
 
     /// The value, decoded as DIF and VIF say.
     pub fn value(&self) -> Value<'a> {
-        let coding = self.describe().coding;
+        let coding = self.description.coding;
         match self.lvar {
             Some(l) => value::decode_lvar(l, coding, self.data),
             None => value::decode(self.dib.data_field, coding, self.data),
@@ -274,6 +295,7 @@ impl<'a> Iterator for Records<'a> {
                 vib,
                 data,
                 lvar,
+                description: vib.describe(),
             })));
         }
     }

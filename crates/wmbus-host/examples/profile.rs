@@ -1,0 +1,89 @@
+//! Runs one stage many times for a profiler: `cargo run --release -p wmbus-host --example
+//! profile -- <library|report|json> <iterations>` (docs/PERFORMANCE.md).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::std_instead_of_core,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::hint::black_box;
+
+use wmbus_frame::apl::{Item, Records};
+use wmbus_frame::dll::MAX_RAW_FRAME_LEN;
+use wmbus_frame::frame::{Frame, normalize};
+use wmbus_host::decoder::{DecodeOptions, Decoder};
+use wmbus_host::encode::{Description, encode};
+use wmbus_host::keyfile;
+use wmbus_security::key::MemoryKeyStore;
+use wmbus_security::receiver::{Receiver, ReceiverOptions};
+use wmbus_security::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let stage = args.next().unwrap_or_else(|| "library".into());
+    let n: usize = args.next().map_or(100_000, |s| s.parse().unwrap());
+    let path = format!(
+        "{}/../../testdata/bench/water-mode5.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let desc = Description::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let t = encode(&desc).unwrap().frames.remove(0);
+    let mut keys = MemoryKeyStore::new();
+    keyfile::load_into(
+        &mut keys,
+        vec![keyfile::parse_entry(&desc.meter.id, desc.key.as_deref().unwrap(), "p").unwrap()],
+    );
+    let start = std::time::Instant::now();
+    match stage.as_str() {
+        "library" => {
+            let mut rx = Receiver::new(
+                keys,
+                ReceiverOptions {
+                    replay_check: false,
+                    ..ReceiverOptions::default()
+                },
+            );
+            let mut plain = Vec::with_capacity(256);
+            for _ in 0..n {
+                let mut buf = [0u8; MAX_RAW_FRAME_LEN];
+                let m = normalize(black_box(&t), None, &mut buf).unwrap();
+                let frame = Frame::parse(&buf[..m.len], m.format).unwrap();
+                let o = rx.open(Instant::default(), &frame, &mut plain);
+                for item in Records::new(&plain[o.application.clone()], 0) {
+                    if let Ok(Item::Record(r)) = item {
+                        black_box(r.value());
+                        black_box(r.describe());
+                    }
+                }
+            }
+        }
+        "report" | "json" => {
+            let mut d = Decoder::new(
+                keys,
+                DecodeOptions {
+                    replay_check: false,
+                    ..DecodeOptions::default()
+                },
+            );
+            let mut out = Vec::with_capacity(4096);
+            for _ in 0..n {
+                let r = d.decode(Instant::default(), black_box(&t));
+                if stage == "json" {
+                    out.clear();
+                    wmbus_host::render::write(&mut out, &r, wmbus_host::render::Format::Json)
+                        .unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        other => panic!("unknown stage {other}"),
+    }
+    let e = start.elapsed();
+    eprintln!(
+        "{stage}: {n} in {e:?}: {:.0} ns each",
+        e.as_nanos() as f64 / n as f64
+    );
+}
