@@ -1,5 +1,5 @@
 //! Runs one stage many times for a profiler: `cargo run --release -p wmbus-host --example
-//! profile -- <library|report|json> <iterations>` (docs/PERFORMANCE.md).
+//! profile -- <parse|open|walk|library|report|json> <iterations>` (docs/PERFORMANCE.md).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -36,9 +36,21 @@ fn main() {
         &mut keys,
         vec![keyfile::parse_entry(&desc.meter.id, desc.key.as_deref().unwrap(), "p").unwrap()],
     );
+    if stage == "sizes" {
+        eprintln!(
+            "Record {} Item {} Option<Result<Item>> {} Error {} Description {} Value {}",
+            size_of::<wmbus_frame::apl::Record<'_>>(),
+            size_of::<Item<'_>>(),
+            size_of::<Option<wmbus_frame::Result<Item<'_>>>>(),
+            size_of::<wmbus_frame::Error>(),
+            size_of::<wmbus_frame::apl::vib::Description>(),
+            size_of::<wmbus_frame::apl::value::Value<'_>>()
+        );
+        return;
+    }
     let start = std::time::Instant::now();
     match stage.as_str() {
-        "library" => {
+        "parse" | "open" | "walk" | "library" => {
             let mut rx = Receiver::new(
                 keys,
                 ReceiverOptions {
@@ -51,10 +63,20 @@ fn main() {
                 let mut buf = [0u8; MAX_RAW_FRAME_LEN];
                 let m = normalize(black_box(&t), None, &mut buf).unwrap();
                 let frame = Frame::parse(&buf[..m.len], m.format).unwrap();
+                if stage == "parse" {
+                    black_box(&frame);
+                    continue;
+                }
                 let o = rx.open(Instant::default(), &frame, &mut plain);
+                if stage == "open" {
+                    black_box(&o);
+                    continue;
+                }
                 for item in Records::new(&plain[o.application.clone()], 0) {
                     if let Ok(Item::Record(r)) = item {
-                        black_box(r.value());
+                        if stage == "library" {
+                            black_box(r.value());
+                        }
                         black_box(r.describe());
                     }
                 }

@@ -15,10 +15,10 @@ use wmbus_security::reassembly::AflAuth;
 use wmbus_security::receiver::{Opened, Receiver, ReceiverOptions, SecurityResult};
 use wmbus_security::time::Instant;
 
-use crate::records::{self, hex};
+use crate::records::{self, hex, hex_byte};
 use crate::report::{
-    AddressReport, AflReport, CompactReport, EllReport, Layout, LinkReport, Report, SecurityReport,
-    SessionReport, StatusFlags, TplReport,
+    AddressReport, AflReport, CompactReport, ConfigReport, EllReport, Layout, LinkReport, Report,
+    SecurityReport, SessionReport, StatusFlags, TplReport,
 };
 
 /// Decoder settings.
@@ -127,8 +127,8 @@ pub struct Decoder {
 
 fn address(m: &MeterAddress) -> AddressReport {
     AddressReport {
-        manufacturer: m.manufacturer.to_string(),
-        id: m.address.ident.to_string(),
+        manufacturer: records::manufacturer(m.manufacturer),
+        id: records::ident(m.address.ident),
         version: m.address.version,
         device_type: m.address.device_type.0,
     }
@@ -137,17 +137,17 @@ fn address(m: &MeterAddress) -> AddressReport {
 fn link_report(link: &Link, format: FrameFormat) -> LinkReport {
     match link {
         Link::Wireless(d) => LinkReport {
-            c_field: format!("{:02X}", d.control.0),
+            c_field: hex_byte(d.control.0),
             c_field_name: d.control.name(),
-            manufacturer: Some(d.address.manufacturer.to_string()),
-            id: Some(d.address.address.ident.to_string()),
+            manufacturer: Some(records::manufacturer(d.address.manufacturer)),
+            id: Some(records::ident(d.address.address.ident)),
             version: Some(d.address.address.version),
             device_type: Some(d.address.address.device_type.0),
             primary_address: None,
             frame_format: format.name(),
         },
         Link::Wired(w) => LinkReport {
-            c_field: format!("{:02X}", w.control.0),
+            c_field: hex_byte(w.control.0),
             c_field_name: w.control.name(),
             manufacturer: None,
             id: None,
@@ -173,7 +173,7 @@ fn ell_report(e: &EllRepr) -> EllReport {
     ];
     EllReport {
         ci: format!("{:02X}", e.ci().0),
-        communication_control: format!("{:02X}", cc.0),
+        communication_control: hex_byte(cc.0),
         communication_control_bits: bits.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect(),
         access_number: e.access_number,
         address: e.address.as_ref().map(address),
@@ -190,7 +190,7 @@ fn afl_report(a: &AflAuth, fcl: Option<u16>) -> AflReport {
         fragment_control: fcl.map_or_else(String::new, |f| format!("{f:04X}")),
         fragment_id: a.fragment_id,
         more_fragments: a.more_fragments,
-        message_control: a.message_control.map(|m| format!("{:02X}", m.0)),
+        message_control: a.message_control.map(|m| hex_byte(m.0)),
         authentication_type: a.message_control.map(|m| m.authentication_type().0),
         authentication: a.message_control.map(|m| m.authentication_type().name()),
         key_information: a.key_information.map(|k| format!("{:04X}", k.0)),
@@ -200,8 +200,7 @@ fn afl_report(a: &AflAuth, fcl: Option<u16>) -> AflReport {
     }
 }
 
-fn config_json(t: &TplRepr) -> Option<serde_json::Value> {
-    use serde_json::json;
+fn config_json(t: &TplRepr) -> Option<ConfigReport> {
     let h = t.header?;
     let cf = h.config;
     Some(match h.mode_fields {
@@ -209,58 +208,58 @@ fn config_json(t: &TplRepr) -> Option<serde_json::Value> {
             extension,
             key_version,
             message_counter,
-        } => json!({
-            "content": cf.content_high(),
-            "counter_in_tpl": cf.bit13(),
-            "encrypted_blocks": cf.encrypted_blocks(),
-            "padding": cf.padding(),
-            "content_index": cf.content_index(),
-            "key_id": extension.key_id(),
-            "kdf_selection": extension.kdf_selection(),
-            "key_version": key_version,
-            "message_counter": message_counter,
-        }),
+        } => ConfigReport::Mode7 {
+            content: cf.content_high(),
+            content_index: cf.content_index(),
+            counter_in_tpl: cf.bit13(),
+            encrypted_blocks: cf.encrypted_blocks(),
+            kdf_selection: extension.kdf_selection(),
+            key_id: extension.key_id(),
+            key_version,
+            message_counter,
+            padding: cf.padding(),
+        },
         ModeFields::Mode9 {
             encrypted_len,
             unencrypted_len,
             counter,
-        } => json!({
-            "tag_present": cf.bit13(),
-            "kdf_selection": cf.kdf_selection(),
-            "key_id": cf.key_id(),
-            "encrypted_length": encrypted_len,
-            "unencrypted_length": unencrypted_len,
-            "counter": counter,
-        }),
+        } => ConfigReport::Mode9 {
+            counter,
+            encrypted_length: encrypted_len,
+            kdf_selection: cf.kdf_selection(),
+            key_id: cf.key_id(),
+            tag_present: cf.bit13(),
+            unencrypted_length: unencrypted_len,
+        },
         ModeFields::Mode10 {
             extension,
             key_version,
             message_counter,
-        } => json!({
-            "content": cf.content_high(),
-            "counter_in_tpl": cf.bit13(),
-            "encrypted_bytes": cf.encrypted_bytes(),
-            "key_id": extension.key_id(),
-            "kdf_selection": extension.kdf_selection(),
-            "tag_length": extension.tag_len(),
-            "content_index": extension.content_index(),
-            "key_version": key_version,
-            "message_counter": message_counter,
-        }),
-        ModeFields::Mode13 { extension } => json!({
-            "content": cf.content_high(),
-            "encrypted_bytes": cf.encrypted_bytes(),
-            "protocol_type": extension & 0x0F,
-        }),
-        _ => json!({
-            "bidirectional": cf.bidirectional(),
-            "accessibility": cf.accessibility(),
-            "synchronous": cf.synchronous(),
-            "encrypted_blocks": cf.encrypted_blocks(),
-            "content": cf.content_low(),
-            "repeated_access": cf.repeated_access(),
-            "hop_count": cf.hop_count(),
-        }),
+        } => ConfigReport::Mode10 {
+            content: cf.content_high(),
+            content_index: extension.content_index(),
+            counter_in_tpl: cf.bit13(),
+            encrypted_bytes: cf.encrypted_bytes(),
+            kdf_selection: extension.kdf_selection(),
+            key_id: extension.key_id(),
+            key_version,
+            message_counter,
+            tag_length: extension.tag_len(),
+        },
+        ModeFields::Mode13 { extension } => ConfigReport::Mode13 {
+            content: cf.content_high(),
+            encrypted_bytes: cf.encrypted_bytes(),
+            protocol_type: extension & 0x0F,
+        },
+        _ => ConfigReport::Basic {
+            accessibility: cf.accessibility(),
+            bidirectional: cf.bidirectional(),
+            content: cf.content_low(),
+            encrypted_blocks: cf.encrypted_blocks(),
+            hop_count: cf.hop_count(),
+            repeated_access: cf.repeated_access(),
+            synchronous: cf.synchronous(),
+        },
     })
 }
 
@@ -311,7 +310,7 @@ fn tpl_report(t: &TplRepr) -> TplReport {
             Some(usize::from(encrypted_len)),
         ),
         Some((cf, ModeFields::Mode13 { extension })) => (
-            Some(format!("{extension:02X}")),
+            Some(hex_byte(extension)),
             None,
             None,
             None,
@@ -323,7 +322,7 @@ fn tpl_report(t: &TplRepr) -> TplReport {
         _ => (None, None, None, None, None),
     };
     TplReport {
-        ci: format!("{:02X}", t.ci.0),
+        ci: hex_byte(t.ci.0),
         ci_name: t.ci.description(),
         header: match header {
             TplHeaderKind::None => "none",
@@ -617,8 +616,8 @@ impl Decoder {
 
     fn identify(&self, report: &mut Report, meter: Option<MeterAddress>) {
         if let Some(m) = meter {
-            report.manufacturer = Some(m.manufacturer.to_string());
-            report.id = Some(m.address.ident.to_string());
+            report.manufacturer = Some(records::manufacturer(m.manufacturer));
+            report.id = Some(records::ident(m.address.ident));
             report.version = Some(m.address.version);
             report.device_type = Some(m.address.device_type.0);
             report.device_type_name = Some(m.address.device_type.name());
@@ -699,8 +698,12 @@ impl Decoder {
         match t.ci.content() {
             Some(ApplicationContent::Records) => {
                 let decoded = records::decode_records(application, base);
+                let signature = decoded.format_signature;
                 self.take_records(report, decoded);
+                // Learn the format once per signature, for compact frames to come.
                 if report.status == "ok"
+                    && let Some(signature) = signature
+                    && self.formats.get(signature).is_none()
                     && let Ok(n) = {
                         let mut format = vec![0u8; application.len()];
                         compact::format_of(application, &mut format).map(|n| {

@@ -10,6 +10,7 @@
 pub mod decoder;
 pub mod encode;
 pub mod input;
+pub mod json;
 pub mod keyfile;
 pub mod records;
 pub mod render;

@@ -7,11 +7,112 @@ use wmbus_frame::apl::value::Value;
 use wmbus_frame::apl::vib::{Coding, Modifier, VifTable};
 use wmbus_frame::apl::{Item, Record, Records};
 
-use crate::report::{JsonValue, RecordReport};
+use crate::report::{CompactString, JsonValue, RecordReport};
 
 /// Upper-case hex.
 pub fn hex(b: &[u8]) -> String {
-    hex::encode_upper(b)
+    let mut out = Vec::with_capacity(2 * b.len());
+    for &x in b {
+        out.extend_from_slice(&hex_pair(x, b"0123456789ABCDEF"));
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Upper-case hex, held inline when short (DIBs, VIBs).
+pub fn hex_compact(b: &[u8]) -> CompactString {
+    let mut out = CompactString::with_capacity(2 * b.len());
+    for &x in b {
+        let [hi, lo] = hex_pair(x, b"0123456789ABCDEF");
+        out.push(char::from(hi));
+        out.push(char::from(lo));
+    }
+    out
+}
+
+/// Upper-case hex of one byte.
+pub fn hex_byte(x: u8) -> String {
+    hex(&[x])
+}
+
+/// Lower-case hex (identification numbers print as their BCD digits).
+pub fn hex_lower(b: &[u8]) -> String {
+    let mut out = Vec::with_capacity(2 * b.len());
+    for &x in b {
+        out.extend_from_slice(&hex_pair(x, b"0123456789abcdef"));
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn hex_pair(x: u8, digits: &[u8; 16]) -> [u8; 2] {
+    let d = |n: u8| digits.get(usize::from(n & 0x0F)).copied().unwrap_or(b'0');
+    [d(x >> 4), d(x)]
+}
+
+/// A manufacturer code as its three letters.
+pub fn manufacturer(m: wmbus_frame::codepoints::ManufacturerCode) -> String {
+    String::from_utf8_lossy(&m.letters()).into_owned()
+}
+
+/// An identification number as printed on the meter (8 digits).
+pub fn ident(i: wmbus_frame::codepoints::Ident) -> String {
+    hex_lower(&i.0.to_be_bytes())
+}
+
+fn push_digits(out: &mut CompactString, v: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut v = v;
+    let mut i = buf.len();
+    while i > 0 && (v > 0 || buf.len() - i < width) {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+    }
+    for &b in buf.get(i..).unwrap_or(&[]) {
+        out.push(char::from(b));
+    }
+}
+
+fn push_date(out: &mut CompactString, d: &wmbus_frame::apl::value::Date) {
+    push_digits(out, u32::from(d.year), 4);
+    out.push('-');
+    push_digits(out, u32::from(d.month), 2);
+    out.push('-');
+    push_digits(out, u32::from(d.day), 2);
+}
+
+fn push_time(out: &mut CompactString, t: &wmbus_frame::apl::value::Time) {
+    push_digits(out, u32::from(t.hour), 2);
+    out.push(':');
+    push_digits(out, u32::from(t.minute), 2);
+    if let Some(s) = t.second {
+        out.push(':');
+        push_digits(out, u32::from(s), 2);
+    }
+}
+
+/// `YYYY-MM-DD`, as the type's `Display` writes it, without the formatting machinery.
+pub fn date_text(d: &wmbus_frame::apl::value::Date) -> CompactString {
+    let mut s = CompactString::with_capacity(10);
+    push_date(&mut s, d);
+    s
+}
+
+/// `YYYY-MM-DDTHH:MM[:SS]`.
+pub fn datetime_text(d: &wmbus_frame::apl::value::DateTime) -> CompactString {
+    let mut s = CompactString::with_capacity(19);
+    push_date(&mut s, &d.date);
+    s.push('T');
+    push_time(&mut s, &d.time);
+    s
+}
+
+/// `HH:MM[:SS]`.
+pub fn time_text(t: &wmbus_frame::apl::value::Time) -> CompactString {
+    let mut s = CompactString::with_capacity(8);
+    push_time(&mut s, t);
+    s
 }
 
 /// `raw × 10^exponent`: exact integers stay integers; other values are the nearest double to
@@ -84,14 +185,14 @@ pub fn json_value(r: &Record<'_>, exponent: i8) -> (JsonValue, bool) {
             i64::try_from(v).map_or(JsonValue::Null, JsonValue::Integer),
             false,
         ),
-        Value::Date(d) => (JsonValue::Text(d.to_string()), false),
-        Value::DateTime(d) => (JsonValue::Text(d.to_string()), false),
-        Value::Time(t) => (JsonValue::Text(t.to_string()), false),
+        Value::Date(d) => (JsonValue::Text(date_text(&d)), false),
+        Value::DateTime(d) => (JsonValue::Text(datetime_text(&d)), false),
+        Value::Time(t) => (JsonValue::Text(time_text(&t)), false),
         Value::Text(t) if t.iter().all(|c| (0x20..0x7F).contains(c)) => {
-            (JsonValue::Text(text(t)), false)
+            (JsonValue::Text(text(t).into()), false)
         }
-        Value::Text(t) => (JsonValue::Text(hex(t)), false),
-        Value::Bytes(b) => (JsonValue::Text(hex(b)), false),
+        Value::Text(t) => (JsonValue::Text(hex_compact(t)), false),
+        Value::Bytes(b) => (JsonValue::Text(hex_compact(b)), false),
         Value::Digits(b, df) => {
             let s = digits(b, df);
             let bad = df.is_bcd() && s.chars().any(|c| !c.is_ascii_digit());
@@ -99,12 +200,12 @@ pub fn json_value(r: &Record<'_>, exponent: i8) -> (JsonValue, bool) {
                 if bad {
                     JsonValue::Null
                 } else {
-                    JsonValue::Text(s)
+                    JsonValue::Text(s.into())
                 },
                 bad,
             )
         }
-        Value::Manufacturer(m) => (JsonValue::Text(m.to_string()), false),
+        Value::Manufacturer(m) => (JsonValue::Text(manufacturer(m).into()), false),
         Value::Invalid(_) => (JsonValue::Null, true),
     }
 }
@@ -150,9 +251,9 @@ pub fn record_report(r: &Record<'_>) -> RecordReport {
         _ if desc.coding == Coding::Raw => Some(hex(r.data)),
         _ => None,
     };
-    let mut vif = hex(r.vib.raw);
+    let mut vif = hex_compact(r.vib.raw);
     if let Some(t) = r.vib.plain_text {
-        vif.push_str(&format!("{:02X}", t.len()));
+        vif.push_str(&hex(&[u8::try_from(t.len()).unwrap_or(u8::MAX)]));
         vif.push_str(&hex(t));
     }
     RecordReport {
@@ -163,7 +264,7 @@ pub fn record_report(r: &Record<'_>) -> RecordReport {
         storage: r.dib.storage,
         tariff: r.dib.tariff,
         subunit: r.dib.subunit,
-        dif: hex(r.dib_raw),
+        dif: hex_compact(r.dib_raw),
         vif,
         annotations,
         unit_text: (r.vib.table() == VifTable::PlainText)
@@ -192,15 +293,23 @@ pub struct Decoded {
     pub ignored_tail: Option<String>,
     /// DIF 7Fh: a global readout request.
     pub global_readout: bool,
+    /// The format signature of the record headers (EN 13757-3 Annex G: CRC over every
+    /// DIB and VIB), when every record could be read: what a compact frame would name.
+    pub format_signature: Option<u16>,
 }
 
 /// Decodes every record of `apl` (offsets relative to `base`).
 pub fn decode_records(apl: &[u8], base: usize) -> Decoded {
     let mut out = Decoded::default();
-    let mut parsed: Vec<Record<'_>> = Vec::new();
+    let mut parsed: Vec<Record<'_>> = Vec::with_capacity(16);
+    let mut signature = wmbus_frame::crc::EN_13757.digest();
     for item in Records::new(apl, base) {
         match item {
-            Ok(Item::Record(r)) => parsed.push(r),
+            Ok(Item::Record(r)) => {
+                let start = r.offset.saturating_sub(base);
+                signature.update(apl.get(start..start + r.header_len()).unwrap_or(&[]));
+                parsed.push(r);
+            }
             Ok(Item::ManufacturerData {
                 more_follow, data, ..
             }) => {
@@ -229,6 +338,9 @@ pub fn decode_records(apl: &[u8], base: usize) -> Decoded {
             }
         }
     }
+    if out.error.is_none() && !parsed.is_empty() {
+        out.format_signature = Some(signature.finalize());
+    }
     finish(&parsed, &mut out);
     out
 }
@@ -241,6 +353,7 @@ pub fn from_records(parsed: &[Record<'_>]) -> Decoded {
 }
 
 fn finish(parsed: &[Record<'_>], out: &mut Decoded) {
+    out.records.reserve(parsed.len());
     for r in parsed {
         out.records.push(record_report(r));
         // Profiles with register numbers have no public element layout: kept raw.
@@ -270,16 +383,16 @@ fn finish(parsed: &[Record<'_>], out: &mut Decoded) {
                         storage: p.storage,
                         tariff: r.dib.tariff,
                         subunit: r.dib.subunit,
-                        dif: hex(r.dib_raw),
-                        vif: hex(r.vib.raw),
+                        dif: hex_compact(r.dib_raw),
+                        vif: hex_compact(r.vib.raw),
                         annotations: annotations.clone(),
                         unit_text: None,
                         record_error: None,
                         invalid: p.value.is_none(),
                         raw: None,
                         time: p.time.map(|t| match t {
-                            PointTime::Date(d) => d.to_string(),
-                            PointTime::DateTime(d) => d.to_string(),
+                            PointTime::Date(d) => date_text(&d).into_string(),
+                            PointTime::DateTime(d) => datetime_text(&d).into_string(),
                         }),
                         profile_index: Some(p.index),
                         offset: r.offset,
@@ -298,6 +411,43 @@ fn finish(parsed: &[Record<'_>], out: &mut Decoded) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written texts equal the types' `Display` (the reference) on every input.
+    #[test]
+    fn texts_equal_display() {
+        use wmbus_frame::apl::value::{Date, DateTime, Time};
+        for year in [0u16, 7, 99, 1999, 2026, 9999, 65535] {
+            for (month, day) in [(0u8, 0u8), (1, 9), (12, 31), (255, 255)] {
+                let date = Date { year, month, day };
+                assert_eq!(date_text(&date), date.to_string());
+                for second in [None, Some(0), Some(59), Some(255)] {
+                    let time = Time {
+                        hour: 23,
+                        minute: 5,
+                        second,
+                    };
+                    assert_eq!(time_text(&time), time.to_string());
+                    let dt = DateTime {
+                        date,
+                        time,
+                        summer_time: false,
+                    };
+                    assert_eq!(datetime_text(&dt), dt.to_string());
+                }
+            }
+        }
+        for x in [0u32, 0x1234_5678, 0xFFFF_FFFF, 0x0000_00AB] {
+            let i = wmbus_frame::codepoints::Ident(x);
+            assert_eq!(ident(i), i.to_string());
+        }
+        for m in [0u16, 0x2C2D, 0x7FFF, 0xFFFF] {
+            let m = wmbus_frame::codepoints::ManufacturerCode(m);
+            assert_eq!(manufacturer(m), m.to_string());
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&all), hex::encode_upper(&all));
+        assert_eq!(hex_lower(&all), hex::encode(&all));
+    }
 
     #[test]
     fn scaling_is_exact_where_it_can_be() {

@@ -29,8 +29,9 @@ pub const CSV_HEADER: &str = "time,meter,quantity,value,unit,storage,tariff,func
 pub fn write(out: &mut impl Write, report: &Report, format: Format) -> io::Result<()> {
     match format {
         Format::Json => {
-            serde_json::to_writer(&mut *out, report).map_err(io::Error::other)?;
-            out.write_all(b"\n")
+            let mut line = Vec::with_capacity(4096);
+            write_line(&mut line, report, Format::Json);
+            out.write_all(&line)
         }
         Format::Pretty => out.write_all(pretty(report).as_bytes()),
         Format::Analyze => out.write_all(analyze(report).as_bytes()),
@@ -38,11 +39,24 @@ pub fn write(out: &mut impl Write, report: &Report, format: Format) -> io::Resul
     }
 }
 
+/// Appends one report in `format` to a buffer (JSON: one line with its newline).
+pub fn write_line(out: &mut Vec<u8>, report: &Report, format: Format) {
+    match format {
+        Format::Json => {
+            crate::json::write_report(out, report);
+            out.push(b'\n');
+        }
+        Format::Pretty => out.extend_from_slice(pretty(report).as_bytes()),
+        Format::Analyze => out.extend_from_slice(analyze(report).as_bytes()),
+        Format::Csv => out.extend_from_slice(csv(report).as_bytes()),
+    }
+}
+
 fn value_text(v: &JsonValue) -> String {
     match v {
         JsonValue::Integer(i) => i.to_string(),
         JsonValue::Number(f) => serde_json::to_string(f).unwrap_or_default(),
-        JsonValue::Text(s) => s.clone(),
+        JsonValue::Text(s) => s.to_string(),
         JsonValue::Null => "-".into(),
     }
 }
@@ -287,7 +301,11 @@ pub fn analyze(r: &Report) -> String {
         }
         let _ = writeln!(s, " · mode {}", t.security_mode);
         if let Some(c) = &t.config {
-            let _ = writeln!(s, "           {c}");
+            let _ = writeln!(
+                s,
+                "           {}",
+                serde_json::to_string(c).unwrap_or_default()
+            );
         }
     }
     let sec = &r.security;

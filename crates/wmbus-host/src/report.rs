@@ -2,6 +2,7 @@
 //! per input line. The field names are a contract (`docs/json.md`): code points are
 //! two-digit uppercase hex strings, numbers are JSON numbers.
 
+pub use compact_str::CompactString;
 use serde::Serialize;
 
 /// Where an input came from.
@@ -165,7 +166,7 @@ pub struct TplReport {
     pub configuration: Option<String>,
     /// CF decoded per mode.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,
+    pub config: Option<ConfigReport>,
     /// CFE as transmitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration_extension: Option<String>,
@@ -184,6 +185,96 @@ pub struct TplReport {
     /// Long header: the meter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meter: Option<AddressReport>,
+}
+
+/// The configuration field decoded per security mode (EN 13757-7 §7.7, Tables 19–22). Keys
+/// are in alphabetical order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ConfigReport {
+    /// Modes 0–5 and the national modes: the general layout.
+    Basic {
+        /// A bit.
+        accessibility: bool,
+        /// B bit.
+        bidirectional: bool,
+        /// Content of message (bits 3..2).
+        content: u8,
+        /// Encrypted blocks.
+        encrypted_blocks: u8,
+        /// H bit.
+        hop_count: bool,
+        /// R bit.
+        repeated_access: bool,
+        /// S bit.
+        synchronous: bool,
+    },
+    /// Mode 7.
+    Mode7 {
+        /// Content of message.
+        content: u8,
+        /// Content index.
+        content_index: u8,
+        /// C bit: counter in the TPL.
+        counter_in_tpl: bool,
+        /// Encrypted blocks.
+        encrypted_blocks: u8,
+        /// KDF selection (CFE).
+        kdf_selection: u8,
+        /// Key ID (CFE).
+        key_id: u8,
+        /// Key version.
+        key_version: Option<u8>,
+        /// Message counter.
+        message_counter: Option<u32>,
+        /// P bit.
+        padding: bool,
+    },
+    /// Mode 9.
+    Mode9 {
+        /// Counter.
+        counter: u32,
+        /// LenE.
+        encrypted_length: u16,
+        /// KDF selection.
+        kdf_selection: u8,
+        /// Key ID.
+        key_id: u8,
+        /// Tag present.
+        tag_present: bool,
+        /// LenU.
+        unencrypted_length: u16,
+    },
+    /// Mode 10.
+    Mode10 {
+        /// Content of message.
+        content: u8,
+        /// Content index (CFE).
+        content_index: u8,
+        /// C bit: counter in the TPL.
+        counter_in_tpl: bool,
+        /// Encrypted bytes.
+        encrypted_bytes: u8,
+        /// KDF selection (CFE).
+        kdf_selection: u8,
+        /// Key ID (CFE).
+        key_id: u8,
+        /// Key version.
+        key_version: Option<u8>,
+        /// Message counter.
+        message_counter: Option<u32>,
+        /// Tag length (CFE).
+        tag_length: usize,
+    },
+    /// Mode 13.
+    Mode13 {
+        /// Content of message.
+        content: u8,
+        /// Encrypted bytes.
+        encrypted_bytes: u8,
+        /// Protocol type (CFE bits 3..0).
+        protocol_type: u8,
+    },
 }
 
 /// STS bits.
@@ -266,7 +357,7 @@ pub enum JsonValue {
     /// A scaled number.
     Number(f64),
     /// Text, identifiers, dates.
-    Text(String),
+    Text(CompactString),
     /// No value (empty or invalid).
     Null,
 }
@@ -289,9 +380,9 @@ pub struct RecordReport {
     /// Subunit.
     pub subunit: u16,
     /// DIF and DIFEs, hex.
-    pub dif: String,
+    pub dif: CompactString,
     /// VIF and VIFEs, hex.
-    pub vif: String,
+    pub vif: CompactString,
     /// What the VIFEs add.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<String>,

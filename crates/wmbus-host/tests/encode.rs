@@ -281,7 +281,7 @@ proptest! {
             prop_assert_eq!(got.tariff, want.tariff);
             prop_assert_eq!(got.function, want.function.as_deref().unwrap_or("instantaneous"));
             match want.value.as_ref().unwrap() {
-                serde_json::Value::String(s) => prop_assert_eq!(&got.value, &JsonValue::Text(s.clone())),
+                serde_json::Value::String(s) => prop_assert_eq!(&got.value, &JsonValue::Text(s.as_str().into())),
                 v => prop_assert_eq!(number(&got.value), v.as_f64().unwrap()),
             }
         }

@@ -188,14 +188,6 @@ impl<'a> Iterator for CompactRecords<'a> {
             )));
         };
         self.data = self.data.get(len..).unwrap_or(&[]);
-        Some(Ok(Record {
-            offset,
-            dib_raw,
-            dib,
-            vib,
-            data,
-            lvar,
-            description: vib.describe(),
-        }))
+        Some(Ok(Record::new(offset, dib_raw, vib, data, lvar)))
     }
 }

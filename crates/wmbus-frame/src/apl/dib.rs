@@ -213,6 +213,15 @@ impl DibRepr {
     /// Reads DIF and DIFE bytes (`raw` must be exactly the DIB).
     pub fn from_bytes(raw: &[u8]) -> Self {
         let dif = raw.first().copied().unwrap_or(0);
+        if raw.len() <= 1 {
+            return Self {
+                data_field: DataField::from_nibble(dif),
+                function: Function::from_bits(dif >> 4),
+                storage: u64::from((dif >> 6) & 1),
+                tariff: 0,
+                subunit: 0,
+            };
+        }
         let mut storage = u64::from((dif >> 6) & 1);
         let mut tariff = 0u32;
         let mut subunit = 0u16;

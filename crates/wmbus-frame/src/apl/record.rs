@@ -1,12 +1,7 @@
 //! The record grammar (EN 13757-3 §6): `DIF [DIFE…] VIF [VIFE…] [plain-text unit] data`, read
-//! with nom and written back byte for byte.
+//! by hand (the hot path of every decode) and written back byte for byte.
 
-use nom::IResult;
-use nom::Parser;
-use nom::bytes::complete::take;
-use nom::number::complete::le_u8;
-
-use super::dib::{DataField, DibRepr, MAX_DIFE, SpecialFunction};
+use super::dib::{DibRepr, MAX_DIFE, SpecialFunction};
 use super::value::{self, Lvar, Value};
 use super::vib::{self, Description, MAX_VIFE, Vib};
 use crate::error::{Error, ErrorKind, Layer, Result};
@@ -91,52 +86,32 @@ impl<'a> Record<'a> {
     }
 }
 
-/// A byte followed by up to `max` extension bytes, each announced by bit 7 of the one
-/// before: the DIB (DIF and DIFEs) and the VIB (VIF and VIFEs) alike.
-fn chain(max: usize) -> impl Fn(&[u8]) -> IResult<&[u8], &[u8]> {
-    move |input| {
-        let mut n = 1;
-        let mut ext = input.first().is_some_and(|b| b & 0x80 != 0);
-        while ext {
-            let Some(b) = input.get(n) else { break };
-            ext = b & 0x80 != 0;
-            n += 1;
-            if n > 1 + max {
-                return Err(nom::Err::Failure(nom::error::Error::new(
-                    input,
-                    nom::error::ErrorKind::TooLarge,
-                )));
-            }
+/// The length of a byte followed by up to `max` extension bytes, each announced by bit 7 of
+/// the one before: the DIB (DIF and DIFEs) and the VIB (VIF and VIFEs) alike. A chain cut
+/// short by the end of the input ends there (the next read reports the truncation); `None`
+/// when it is longer than `1 + max`.
+fn chain_len(input: &[u8], max: usize) -> Option<usize> {
+    let mut n = 0;
+    for b in input {
+        n += 1;
+        if b & 0x80 == 0 {
+            break;
         }
-        take(n).parse(input)
+        if n > max {
+            return None;
+        }
     }
+    Some(n.max(1))
 }
-
-/// Parses a plain-text unit: length byte and text.
-fn plain_text(input: &[u8]) -> IResult<&[u8], &[u8]> {
-    let (i, len) = le_u8(input)?;
-    take(len).parse(i)
-}
-
-/// A record's data: the LVAR byte, if any, and the bytes.
-type Data<'a> = (Option<Lvar>, &'a [u8]);
 
 /// A record's header: the rest of the input, the DIB and the VIB.
 pub(crate) type Header<'a> = (&'a [u8], &'a [u8], Vib<'a>);
 
-/// Parses the data of a record given its DIB.
-fn data(data_field: DataField) -> impl Fn(&[u8]) -> IResult<&[u8], Data<'_>> {
-    move |input| match data_field.len() {
-        Some(n) => take(n).parse(input).map(|(i, d)| (i, (None, d))),
-        None => {
-            let (i, l) = le_u8(input)?;
-            let lvar = Lvar::from_byte(l).ok_or(nom::Err::Failure(nom::error::Error::new(
-                input,
-                nom::error::ErrorKind::Verify,
-            )))?;
-            take(lvar.len()).parse(i).map(|(i, d)| (i, (Some(lvar), d)))
-        }
-    }
+/// An error inside a record: its offset from the record's start, and what.
+type At = (usize, ErrorKind);
+
+const fn truncated(needed: usize, available: usize) -> ErrorKind {
+    ErrorKind::Truncated { needed, available }
 }
 
 /// The records of an application layer, in order; idle fillers are skipped. After an error
@@ -169,70 +144,72 @@ impl<'a> Records<'a> {
         Some(Err(Error::new(Layer::Application, at, kind)))
     }
 
-    /// Reads one record's header (DIB and VIB) at the input; the data is read by `data_from`.
-    pub(crate) fn header(input: &'a [u8]) -> core::result::Result<Header<'a>, (usize, ErrorKind)> {
-        let (rest, dib_raw) = chain(MAX_DIFE)(input)
-            .map_err(|e| nom_error(input, input, e, ErrorKind::ChainTooLong))?;
+    /// Reads one record's header (DIB and VIB, plain-text unit included) at the input.
+    #[inline(always)]
+    pub(crate) fn header(input: &'a [u8]) -> core::result::Result<Header<'a>, At> {
+        let dib_len = chain_len(input, MAX_DIFE).ok_or((0, ErrorKind::ChainTooLong))?;
+        let (dib_raw, rest) = input
+            .split_at_checked(dib_len)
+            .ok_or((0, truncated(1, 0)))?;
         if rest.is_empty() {
-            return Err((
-                input.len(),
-                ErrorKind::Truncated {
-                    needed: 1,
-                    available: 0,
-                },
-            ));
+            return Err((input.len(), truncated(1, 0)));
         }
-        let (rest, vib_raw) = chain(MAX_VIFE)(rest)
-            .map_err(|e| nom_error(input, rest, e, ErrorKind::ChainTooLong))?;
-        let vib = Vib {
+        let vib_len = chain_len(rest, MAX_VIFE).ok_or((dib_len, ErrorKind::ChainTooLong))?;
+        let (vib_raw, rest) = rest
+            .split_at_checked(vib_len)
+            .ok_or((dib_len, truncated(1, 0)))?;
+        let mut vib = Vib {
             raw: vib_raw,
             plain_text: None,
         };
-        let (rest, vib) = if vib.table() == vib::VifTable::PlainText {
-            let (r, text) = plain_text(rest).map_err(|e| {
-                nom_error(input, rest, e, ErrorKind::InvalidField("plain-text unit"))
-            })?;
-            (
-                r,
-                Vib {
-                    plain_text: Some(text),
-                    ..vib
-                },
-            )
-        } else {
-            (rest, vib)
+        if vib.table() != vib::VifTable::PlainText {
+            return Ok((rest, dib_raw, vib));
+        }
+        // The length byte, then the text.
+        let Some((&len, text)) = rest.split_first() else {
+            return Err((input.len(), truncated(1, 0)));
         };
+        let Some((text, rest)) = text.split_at_checked(usize::from(len)) else {
+            return Err((input.len() - text.len(), truncated(1, text.len())));
+        };
+        vib.plain_text = Some(text);
         Ok((rest, dib_raw, vib))
     }
-}
 
-fn nom_error(
-    start: &[u8],
-    at: &[u8],
-    e: nom::Err<nom::error::Error<&[u8]>>,
-    too_long: ErrorKind,
-) -> (usize, ErrorKind) {
-    let offset = start.len() - at.len();
-    match e {
-        nom::Err::Failure(f) if f.code == nom::error::ErrorKind::TooLarge => (offset, too_long),
-        nom::Err::Failure(f) if f.code == nom::error::ErrorKind::Verify => (
-            offset,
-            ErrorKind::InvalidField("LVAR length byte (reserved value)"),
-        ),
-        nom::Err::Error(f) | nom::Err::Failure(f) => (
-            start.len() - f.input.len(),
-            ErrorKind::Truncated {
-                needed: 1,
-                available: f.input.len(),
+    /// Reads one record at the input: its header, then its data as the DIB says.
+    #[inline(always)]
+    fn record(input: &'a [u8], offset: usize) -> core::result::Result<(&'a [u8], Record<'a>), At> {
+        let (rest, dib_raw, vib) = Self::header(input)?;
+        let dib = DibRepr::from_bytes(dib_raw);
+        let at = |r: &[u8]| input.len() - r.len();
+        let (lvar, len, rest) = match dib.data_field.len() {
+            Some(n) => (None, n, rest),
+            None => {
+                let Some((&l, after)) = rest.split_first() else {
+                    return Err((at(rest), truncated(1, 0)));
+                };
+                let lvar = Lvar::from_byte(l).ok_or((
+                    at(rest),
+                    ErrorKind::InvalidField("LVAR length byte (reserved value)"),
+                ))?;
+                (Some(lvar), lvar.len(), after)
+            }
+        };
+        let (data, rest) = rest
+            .split_at_checked(len)
+            .ok_or((at(rest), truncated(1, rest.len())))?;
+        Ok((
+            rest,
+            Record {
+                offset,
+                dib_raw,
+                dib,
+                vib,
+                data,
+                lvar,
+                description: vib.describe(),
             },
-        ),
-        nom::Err::Incomplete(_) => (
-            offset,
-            ErrorKind::Truncated {
-                needed: 1,
-                available: 0,
-            },
-        ),
+        ))
     }
 }
 
@@ -240,63 +217,42 @@ impl<'a> Iterator for Records<'a> {
     type Item = Result<Item<'a>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            let &dif = self.input.first()?;
-            let start = self.offset();
-            if dif & 0x0F == 0x0F {
-                let rest = self.input.get(1..).unwrap_or(&[]);
-                match SpecialFunction::from_dif(dif) {
-                    SpecialFunction::IdleFiller => {
-                        self.input = rest;
-                        continue;
-                    }
-                    SpecialFunction::GlobalReadout => {
-                        self.input = rest;
-                        return Some(Ok(Item::GlobalReadout { offset: start }));
-                    }
-                    SpecialFunction::ManufacturerData
-                    | SpecialFunction::ManufacturerDataMoreFollow => {
-                        self.done = true;
-                        return Some(Ok(Item::ManufacturerData {
-                            offset: start,
-                            more_follow: dif == 0x1F,
-                            data: rest,
-                        }));
-                    }
-                    SpecialFunction::Reserved(_) => {
-                        return self.error(
-                            start,
-                            ErrorKind::InvalidField("DIF: reserved special function"),
-                        );
-                    }
+        if self.done {
+            return None;
+        }
+        // Idle fillers (EN 13757-3 Table 6) are skipped.
+        let skip = self.input.iter().take_while(|&&b| b == 0x2F).count();
+        self.input = self.input.get(skip..).unwrap_or(&[]);
+        let &dif = self.input.first()?;
+        let start = self.offset();
+        if dif & 0x0F == 0x0F {
+            let rest = self.input.get(1..).unwrap_or(&[]);
+            return match SpecialFunction::from_dif(dif) {
+                SpecialFunction::IdleFiller => None,
+                SpecialFunction::GlobalReadout => {
+                    self.input = rest;
+                    Some(Ok(Item::GlobalReadout { offset: start }))
                 }
-            }
-            let input = self.input;
-            let (rest, dib_raw, vib) = match Self::header(input) {
-                Ok(h) => h,
-                Err((at, kind)) => return self.error(start + at, kind),
-            };
-            let dib = DibRepr::from_bytes(dib_raw);
-            let (rest, (lvar, data)) = match data(dib.data_field)(rest) {
-                Ok(x) => x,
-                Err(e) => {
-                    let (at, kind) = nom_error(input, rest, e, ErrorKind::ChainTooLong);
-                    return self.error(start + at, kind);
+                SpecialFunction::ManufacturerData | SpecialFunction::ManufacturerDataMoreFollow => {
+                    self.done = true;
+                    Some(Ok(Item::ManufacturerData {
+                        offset: start,
+                        more_follow: dif == 0x1F,
+                        data: rest,
+                    }))
                 }
+                SpecialFunction::Reserved(_) => self.error(
+                    start,
+                    ErrorKind::InvalidField("DIF: reserved special function"),
+                ),
             };
-            self.input = rest;
-            return Some(Ok(Item::Record(Record {
-                offset: start,
-                dib_raw,
-                dib,
-                vib,
-                data,
-                lvar,
-                description: vib.describe(),
-            })));
+        }
+        match Self::record(self.input, start) {
+            Ok((rest, record)) => {
+                self.input = rest;
+                Some(Ok(Item::Record(record)))
+            }
+            Err((at, kind)) => self.error(start + at, kind),
         }
     }
 }

@@ -296,14 +296,16 @@ pub enum Value<'a> {
 }
 
 /// Reads `n` little-endian bytes as an unsigned integer (n ≤ 8).
+#[inline]
 pub fn le_unsigned(b: &[u8]) -> u64 {
     b.iter()
-        .rev()
         .take(8)
-        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+        .enumerate()
+        .fold(0, |acc, (i, &x)| acc | u64::from(x) << (8 * i))
 }
 
 /// Reads little-endian bytes as a two's complement signed integer (n ≤ 8).
+#[inline]
 pub fn le_signed(b: &[u8]) -> i64 {
     let n = b.len().min(8);
     let u = le_unsigned(b.get(..n).unwrap_or(&[]));
@@ -316,7 +318,36 @@ pub fn le_signed(b: &[u8]) -> i64 {
 
 /// Type A: BCD, least significant byte first; a most significant nibble Fh is a minus sign.
 /// `None` when any other nibble is A–F.
+#[inline]
 pub fn bcd(b: &[u8]) -> Option<i64> {
+    let n = b.len();
+    if n == 0 || n > 7 {
+        return bcd_by_digit(b);
+    }
+    // All nibbles at once (SWAR): n ≤ 7 bytes fit in a u64 with room for the carries.
+    let mut digits = le_unsigned(b);
+    let top = 8 * n as u32 - 4;
+    let negative = (digits >> top) & 0xF == 0xF;
+    if negative {
+        digits &= !(0xF << top);
+    }
+    let mask = (1u64 << (8 * n as u32)) - 1;
+    let sixes = 0x0666_6666_6666_6666 & mask;
+    // A nibble above 9 carries into the next one when 6 is added to every nibble; the
+    // carries into nibble boundaries are the bits where the sum differs from the XOR.
+    if ((digits + sixes) ^ digits ^ sixes) & 0x1111_1111_1111_1110 != 0 {
+        return None;
+    }
+    let v = (digits & 0x0F0F_0F0F_0F0F_0F0F) + ((digits >> 4) & 0x0F0F_0F0F_0F0F_0F0F) * 10;
+    let v = (v & 0x00FF_00FF_00FF_00FF) + ((v >> 8) & 0x00FF_00FF_00FF_00FF) * 100;
+    let v = (v & 0x0000_FFFF_0000_FFFF) + ((v >> 16) & 0x0000_FFFF_0000_FFFF) * 10_000;
+    let v = (v & 0xFFFF_FFFF) + (v >> 32) * 100_000_000;
+    let v = i64::try_from(v).ok()?;
+    Some(if negative { -v } else { v })
+}
+
+/// [`bcd`] one digit at a time, for lengths the word-wide path does not cover.
+fn bcd_by_digit(b: &[u8]) -> Option<i64> {
     let mut value: i64 = 0;
     let mut negative = false;
     let digits = b.len() * 2;
@@ -455,6 +486,25 @@ pub fn decode_lvar<'a>(lvar: Lvar, coding: Coding, data: &'a [u8]) -> Value<'a> 
 mod tests {
     use super::*;
     use std::string::ToString;
+
+    proptest::proptest! {
+        /// The word-wide BCD reader agrees with the digit-by-digit one on every input.
+        #[test]
+        fn bcd_word_wide_equals_by_digit(b in proptest::collection::vec(
+            proptest::prop_oneof![proptest::num::u8::ANY, 0x00u8..=0x99, proptest::strategy::Just(0xF9u8)], 1..=7)) {
+            proptest::prop_assert_eq!(bcd(&b), bcd_by_digit(&b));
+        }
+    }
+
+    /// Every one- and two-byte input, both ways.
+    #[test]
+    fn bcd_short_inputs_exhaustive() {
+        for x in 0..=0xFFFFu16 {
+            let b = x.to_le_bytes();
+            assert_eq!(bcd(&b), bcd_by_digit(&b), "{b:02X?}");
+            assert_eq!(bcd(&b[..1]), bcd_by_digit(&b[..1]), "{b:02X?}");
+        }
+    }
 
     /// Worked by hand from EN 13757-3 Annex A.
     #[test]

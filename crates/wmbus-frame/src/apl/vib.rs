@@ -93,7 +93,29 @@ const fn long_duration_unit(pp: u8) -> &'static str {
 }
 
 /// The primary VIF table (EN 13757-3 Table 10).
-pub const fn primary(code: u8) -> Description {
+pub fn primary(code: u8) -> Description {
+    PRIMARY
+        .get(usize::from(code & 0x7F))
+        .copied()
+        .unwrap_or(UNKNOWN)
+}
+
+/// [`primary_entry`] for every code, computed at compile time: the lookup on every record.
+const PRIMARY: [Description; 128] = {
+    let mut table = [UNKNOWN; 128];
+    let mut code = 0;
+    while code < 128 {
+        // invariant: code < 128 = table.len().
+        #[allow(clippy::indexing_slicing)]
+        {
+            table[code as usize] = primary_entry(code);
+        }
+        code += 1;
+    }
+    table
+};
+
+const fn primary_entry(code: u8) -> Description {
     use Coding::{Identifier, Number, Time, Unsigned};
     let n = (code & 0x07) as i8;
     let nn = (code & 0x03) as i8;
@@ -479,6 +501,11 @@ impl<'a> Vib<'a> {
 
     /// The meaning, with multiplicative VIFEs applied to the exponent.
     pub fn describe(&self) -> Description {
+        if let [vif] = self.raw
+            && !matches!(vif & 0x7F, 0x7B..=0x7F)
+        {
+            return primary(*vif);
+        }
         let base = match (self.table(), self.code()) {
             (VifTable::Primary, Some(c)) => primary(c),
             (VifTable::Fb, Some(c)) => table_fb(c),
