@@ -36,17 +36,25 @@ pub enum LineKind {
 }
 
 /// Parses hex: ignores spaces, `:` and `-` separators, `|` markers and a `0x` prefix.
+///
+/// # Errors
+/// A character that is neither a hex digit nor a separator (naming its position), an odd
+/// number of digits, or no digits.
 pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let t = text.trim();
     let t = t
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    let mut digits = Vec::with_capacity(t.len());
+    let mut out = Vec::with_capacity(t.len() / 2);
+    let mut high = None;
+    let mut digits = 0usize;
     for (i, c) in t.bytes().enumerate() {
-        match c {
-            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => digits.push(c),
-            b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => {}
+        let nibble = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => continue,
             _ => {
                 return Err(format!(
                     "input: '{}' at character {} is not hexadecimal",
@@ -54,18 +62,20 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
                     i + 1
                 ));
             }
+        };
+        digits += 1;
+        match high.take() {
+            None => high = Some(nibble),
+            Some(h) => out.push(h << 4 | nibble),
         }
     }
-    if digits.len() % 2 != 0 {
-        return Err(format!(
-            "input: odd number of hex digits ({})",
-            digits.len()
-        ));
+    if !digits.is_multiple_of(2) {
+        return Err(format!("input: odd number of hex digits ({digits})"));
     }
-    if digits.is_empty() {
+    if digits == 0 {
         return Err("input: no hex digits".into());
     }
-    hex::decode(&digits).map_err(|e| format!("input: {e}"))
+    Ok(out)
 }
 
 fn rtl_wmbus(line: &str) -> Line {

@@ -1,10 +1,15 @@
 //! `wmbus decode`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Instant as StdInstant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
@@ -13,7 +18,7 @@ use wmbus_host::decoder::{DecodeOptions, Decoder};
 use wmbus_host::input::{Line, parse_line};
 use wmbus_host::keyfile;
 use wmbus_host::render::{self, Format};
-use wmbus_host::report::{Report, Source};
+use wmbus_host::report::Source;
 use wmbus_security::key::MemoryKeyStore;
 use wmbus_security::time::Instant;
 
@@ -81,62 +86,368 @@ pub(crate) struct Args {
     /// Compact-frame format cache: read at start (if it exists) and written at the end.
     #[arg(long, value_name = "FILE")]
     pub format_cache: Option<PathBuf>,
+    /// Decoding threads (0: one per core). Telegrams of one meter stay on one thread; the
+    /// output keeps the input order.
+    #[arg(long, short = 'j', default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+    /// No progress bar (shown on stderr for file inputs when stderr is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
-struct Run {
-    decoder: Decoder,
+/// One input line to decode, with where it came from.
+struct Item {
+    source: Source,
+    line: Line,
+}
+
+/// Decodes one line and appends its rendering to `out`; false when it did not decode.
+fn render(
+    decoder: &mut Decoder,
+    now: Instant,
+    item: Item,
     format: Format,
-    started: StdInstant,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut report = match item.line {
+        Line::Skip => return true,
+        Line::Telegram {
+            bytes, reception, ..
+        } => {
+            let mut report = decoder.decode(now, &bytes);
+            report.reception = reception;
+            report
+        }
+        Line::Invalid(reason) => {
+            let mut report = decoder.decode(now, &[]);
+            report.status = "malformed";
+            report.error = Some(reason);
+            report.frame_hex = String::new();
+            report
+        }
+    };
+    report.source = Some(item.source);
+    render::write_line(out, &report, format);
+    report.is_decoded()
+}
+
+/// Milliseconds since `started`, the decoder's clock (fragment timeouts).
+fn since(started: StdInstant) -> Instant {
+    Instant::from_millis(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Lines per batch handed to a worker.
+const BATCH: usize = 256;
+
+/// Work for one worker: its share of a batch, in input order.
+struct Job {
+    batch: u64,
+    items: Vec<Item>,
+}
+
+/// A worker's output for its share of a batch: the renderings, one after another.
+struct Done {
+    batch: u64,
+    worker: usize,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    failures: usize,
+}
+
+/// A batch whose lines are out with the workers.
+struct Pending {
+    /// The worker of each line, in input order.
+    route: Vec<usize>,
+    done: Vec<Option<Done>>,
+}
+
+/// The decode run: sequential, or `threads` workers each with its own decoder. Lines of one
+/// meter always go to the same worker (so its replay counters, fragments and compact formats
+/// stay in one place) and the output keeps the input order.
+struct Run {
+    format: Format,
     failures: usize,
     out: BufWriter<io::Stdout>,
+    progress: ProgressBar,
+    mode: Mode,
+}
+
+enum Mode {
+    Sequential {
+        decoder: Box<Decoder>,
+        started: StdInstant,
+        buf: Vec<u8>,
+    },
+    Parallel {
+        jobs: Vec<mpsc::Sender<Job>>,
+        results: mpsc::Receiver<Done>,
+        handles: Vec<thread::JoinHandle<Decoder>>,
+        batch: u64,
+        next_to_write: u64,
+        route: Vec<usize>,
+        shares: Vec<Vec<Item>>,
+        pending: BTreeMap<u64, Pending>,
+    },
 }
 
 impl Run {
-    fn emit(&mut self, mut report: Report, source: Source) -> io::Result<()> {
-        report.source = Some(source);
-        if !report.is_decoded() {
-            self.failures += 1;
+    fn new(
+        make_decoder: &dyn Fn() -> Decoder,
+        format: Format,
+        threads: usize,
+        progress: ProgressBar,
+    ) -> Self {
+        let mode = if threads <= 1 {
+            Mode::Sequential {
+                decoder: Box::new(make_decoder()),
+                started: StdInstant::now(),
+                buf: Vec::with_capacity(64 * 1024),
+            }
+        } else {
+            let (done_tx, results) = mpsc::channel::<Done>();
+            let mut jobs = Vec::with_capacity(threads);
+            let mut handles = Vec::with_capacity(threads);
+            for worker in 0..threads {
+                let (tx, rx) = mpsc::channel::<Job>();
+                let done_tx = done_tx.clone();
+                let mut decoder = make_decoder();
+                handles.push(thread::spawn(move || {
+                    let started = StdInstant::now();
+                    for job in rx {
+                        let mut out = Vec::with_capacity(job.items.len() * 4096);
+                        let mut ends = Vec::with_capacity(job.items.len());
+                        let mut failures = 0;
+                        for item in job.items {
+                            if !render(&mut decoder, since(started), item, format, &mut out) {
+                                failures += 1;
+                            }
+                            ends.push(out.len());
+                        }
+                        let done = Done {
+                            batch: job.batch,
+                            worker,
+                            out,
+                            ends,
+                            failures,
+                        };
+                        if done_tx.send(done).is_err() {
+                            break;
+                        }
+                    }
+                    decoder
+                }));
+                jobs.push(tx);
+            }
+            Mode::Parallel {
+                shares: (0..threads).map(|_| Vec::with_capacity(BATCH)).collect(),
+                jobs,
+                results,
+                handles,
+                batch: 0,
+                next_to_write: 0,
+                route: Vec::with_capacity(BATCH),
+                pending: BTreeMap::new(),
+            }
+        };
+        Self {
+            format,
+            failures: 0,
+            out: BufWriter::with_capacity(256 * 1024, io::stdout()),
+            progress,
+            mode,
         }
-        render::write(&mut self.out, &report, self.format)
     }
 
-    fn now(&self) -> Instant {
-        Instant::from_millis(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn line(&mut self, text: &str, source: Source) -> io::Result<()> {
-        match parse_line(text) {
-            Line::Skip => Ok(()),
-            Line::Telegram {
-                bytes, reception, ..
+    fn line(&mut self, text: &[u8], source: Source) -> Result<()> {
+        let line = match std::str::from_utf8(text) {
+            Ok(t) => parse_line(t),
+            Err(e) => Line::Invalid(format!(
+                "input: not UTF-8 text (byte {} of the line)",
+                e.valid_up_to() + 1
+            )),
+        };
+        let item = Item { source, line };
+        match &mut self.mode {
+            Mode::Sequential {
+                decoder,
+                started,
+                buf,
             } => {
-                let mut report = self.decoder.decode(self.now(), &bytes);
-                report.reception = reception;
-                self.emit(report, source)
+                buf.clear();
+                if !render(decoder, since(*started), item, self.format, buf) {
+                    self.failures += 1;
+                }
+                self.out.write_all(buf)?;
             }
-            Line::Invalid(reason) => {
-                let mut report = self.decoder.decode(self.now(), &[]);
-                report.status = "malformed";
-                report.error = Some(reason);
-                report.frame_hex = String::new();
-                self.emit(report, source)
+            Mode::Parallel { route, shares, .. } => {
+                let worker = worker_for(&item.line, item.source.line, shares.len());
+                route.push(worker);
+                if let Some(share) = shares.get_mut(worker) {
+                    share.push(item);
+                }
+                if route.len() >= BATCH {
+                    self.dispatch()?;
+                }
             }
-        }
-    }
-
-    fn reader(&mut self, reader: impl BufRead, file: &str) -> Result<()> {
-        for (i, line) in reader.lines().enumerate() {
-            let line = line.with_context(|| format!("reading {file}"))?;
-            self.line(
-                &line,
-                Source {
-                    file: Some(file.to_string()),
-                    line: i + 1,
-                },
-            )?;
         }
         Ok(())
     }
+
+    /// Hands the collected batch to the workers; writes what is complete; keeps at most a
+    /// few batches in flight so memory stays flat.
+    fn dispatch(&mut self) -> Result<()> {
+        let Mode::Parallel {
+            jobs,
+            batch,
+            route,
+            shares,
+            pending,
+            ..
+        } = &mut self.mode
+        else {
+            return Ok(());
+        };
+        if route.is_empty() {
+            return Ok(());
+        }
+        let threads = jobs.len();
+        for (worker, share) in shares.iter_mut().enumerate() {
+            let items = std::mem::replace(share, Vec::with_capacity(BATCH));
+            if let Some(tx) = jobs.get(worker) {
+                tx.send(Job {
+                    batch: *batch,
+                    items,
+                })
+                .map_err(|_| anyhow::anyhow!("a decoding thread stopped"))?;
+            }
+        }
+        pending.insert(
+            *batch,
+            Pending {
+                route: std::mem::replace(route, Vec::with_capacity(BATCH)),
+                done: (0..threads).map(|_| None).collect(),
+            },
+        );
+        *batch += 1;
+        let limit = 2 * threads as u64;
+        self.collect(|in_flight| in_flight >= limit)
+    }
+
+    /// Receives results while `wait(batches in flight)` holds, writing complete batches in
+    /// order.
+    fn collect(&mut self, wait: impl Fn(u64) -> bool) -> Result<()> {
+        loop {
+            let Mode::Parallel {
+                results,
+                batch,
+                next_to_write,
+                pending,
+                ..
+            } = &mut self.mode
+            else {
+                return Ok(());
+            };
+            // Write every batch that is complete, oldest first.
+            while let Some(mut entry) = pending.first_entry() {
+                if *entry.key() != *next_to_write || entry.get().done.iter().any(Option::is_none) {
+                    break;
+                }
+                let p = entry.get_mut();
+                let done: Vec<Done> = p.done.iter_mut().filter_map(Option::take).collect();
+                let mut cursors = vec![0usize; done.len()];
+                for &w in &p.route {
+                    let (Some(d), Some(c)) = (done.get(w), cursors.get_mut(w)) else {
+                        continue;
+                    };
+                    let start = if *c == 0 {
+                        0
+                    } else {
+                        d.ends.get(*c - 1).copied().unwrap_or(0)
+                    };
+                    let end = d.ends.get(*c).copied().unwrap_or(start);
+                    self.out.write_all(d.out.get(start..end).unwrap_or(&[]))?;
+                    *c += 1;
+                }
+                self.failures += done.iter().map(|d| d.failures).sum::<usize>();
+                entry.remove();
+                *next_to_write += 1;
+            }
+            if !wait(*batch - *next_to_write) {
+                return Ok(());
+            }
+            let d = results
+                .recv()
+                .map_err(|_| anyhow::anyhow!("a decoding thread stopped"))?;
+            if let Some(slot) = pending
+                .get_mut(&d.batch)
+                .and_then(|p| p.done.get_mut(d.worker))
+            {
+                *slot = Some(d);
+            }
+        }
+    }
+
+    fn reader(&mut self, mut reader: impl BufRead, file: &str) -> Result<()> {
+        let file: Option<String> = Some(file.to_string());
+        let mut text = Vec::with_capacity(512);
+        let mut line = 0;
+        loop {
+            text.clear();
+            let n = reader
+                .read_until(b'\n', &mut text)
+                .with_context(|| format!("reading {}", file.as_deref().unwrap_or("-")))?;
+            if n == 0 {
+                return Ok(());
+            }
+            line += 1;
+            self.progress.inc(n as u64);
+            let t = text.strip_suffix(b"\n").unwrap_or(&text);
+            let t = t.strip_suffix(b"\r").unwrap_or(t);
+            self.line(
+                t,
+                Source {
+                    file: file.clone(),
+                    line,
+                },
+            )?;
+        }
+    }
+
+    /// Drains the workers; returns the decoders (for the format cache) and writes the rest.
+    fn finish(mut self) -> Result<(usize, Vec<Decoder>)> {
+        self.dispatch()?;
+        self.collect(|in_flight| in_flight > 0)?;
+        self.out.flush()?;
+        self.progress.finish_and_clear();
+        let decoders = match self.mode {
+            Mode::Sequential { decoder, .. } => vec![*decoder],
+            Mode::Parallel { jobs, handles, .. } => {
+                drop(jobs);
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .map_err(|_| anyhow::anyhow!("a decoding thread panicked"))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok((self.failures, decoders))
+    }
+}
+
+/// The worker for a line: by the sender's link address (M-field and A-field), so one meter's
+/// telegrams stay in order in one decoder; other lines by their number.
+fn worker_for(line: &Line, number: usize, threads: usize) -> usize {
+    let key = match line {
+        Line::Telegram { bytes, .. } => bytes.get(2..8).map_or(number as u64, |a| {
+            a.iter().fold(0u64, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+            })
+        }),
+        _ => number as u64,
+    };
+    (key % threads.max(1) as u64) as usize
 }
 
 fn keys(args: &Args) -> Result<MemoryKeyStore> {
@@ -189,13 +500,14 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             InputFrameFormat::Wired => Some(FrameFormat::Wired),
         },
     };
-    let mut decoder = Decoder::new(keys(&args)?, options);
+    let keys = keys(&args)?;
+    let mut formats = wmbus_host::FormatCache::default();
     if let Some(path) = &args.format_cache
         && path.exists()
     {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let bad = decoder.formats_mut().load_text(&text);
+        let bad = formats.load_text(&text);
         if bad > 0 {
             eprintln!(
                 "warning: {bad} invalid line(s) in format cache {}",
@@ -203,19 +515,41 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             );
         }
     }
-    let mut run = Run {
-        decoder,
-        format,
-        started: StdInstant::now(),
-        failures: 0,
-        out: BufWriter::new(io::stdout()),
+    let make_decoder = move || {
+        let mut d = Decoder::new(keys.clone(), options);
+        *d.formats_mut() = formats.clone();
+        d
     };
+    let threads = match args.threads {
+        0 => thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let total: u64 = args
+        .inputs
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress = if total > 0 && !args.no_progress && io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut run = Run::new(&make_decoder, format, threads, progress);
     if format == Format::Csv {
         run.out.write_all(render::CSV_HEADER.as_bytes())?;
     }
     for (i, t) in args.telegrams.iter().enumerate() {
         run.line(
-            t,
+            t.as_bytes(),
             Source {
                 file: None,
                 line: i + 1,
@@ -227,18 +561,25 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             run.reader(io::stdin().lock(), "-")?;
         } else {
             let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            run.reader(BufReader::new(f), &path.display().to_string())?;
+            run.reader(
+                BufReader::with_capacity(256 * 1024, f),
+                &path.display().to_string(),
+            )?;
         }
     }
     if args.telegrams.is_empty() && args.inputs.is_empty() {
         run.reader(io::stdin().lock(), "-")?;
     }
-    run.out.flush()?;
+    let (failures, decoders) = run.finish()?;
     if let Some(path) = &args.format_cache {
-        std::fs::write(path, run.decoder.formats().to_text())
+        let mut merged = wmbus_host::FormatCache::default();
+        for d in &decoders {
+            merged.load_text(&d.formats().to_text());
+        }
+        std::fs::write(path, merged.to_text())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if run.failures == 0 {
+    Ok(if failures == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

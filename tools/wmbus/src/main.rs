@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod encode;
+mod synth;
 mod vectors;
 
 /// Wireless M-Bus (EN 13757-4/-3/-7, OMS) telegrams: decode every layer and security mode.
@@ -27,6 +28,9 @@ enum Command {
     /// Write a deterministic set of vectors: every mode, frame format, header, authentication
     /// type and fragmentation, with descriptions and expected decodes.
     Vectors(vectors::Args),
+    /// Write a large deterministic capture of mode-5 (or 7) water-meter telegrams and its
+    /// key file, for measuring decode speed.
+    Synth(synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(args),
         Command::Encode(args) => encode::run(args),
         Command::Vectors(args) => vectors::run(args),
+        Command::Synth(args) => synth::run(args),
     };
     match result {
         Ok(code) => code,
