@@ -148,12 +148,18 @@ fn benches(c: &mut Criterion) {
     g.bench_function("report_json", |b| {
         b.iter(|| {
             out.clear();
-            wmbus_host::render::write(
+            wmbus_host::render::write_line(
                 &mut out,
                 black_box(&report),
                 wmbus_host::render::Format::Json,
-            )
-            .unwrap();
+            );
+            out.len()
+        });
+    });
+    g.bench_function("report_json_serde", |b| {
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&report)).unwrap();
             out.len()
         });
     });
