@@ -81,7 +81,7 @@ fn receiver_formats_in_one_file() {
         assert_eq!(x["source"]["file"], "testdata/samples/receivers.txt");
     }
     // rtl_wmbus: mode, time, RSSI in the receiver's unit.
-    assert_eq!(r[0]["source"]["line"], 7);
+    assert_eq!(r[0]["source"]["line"], 8);
     assert_eq!(r[0]["link_mode"], "T1");
     assert_eq!(r[0]["time"], "2026-11-28 10:00:00.000");
     assert_eq!(r[0]["rssi"], 117.0);
@@ -89,7 +89,7 @@ fn receiver_formats_in_one_file() {
     assert_eq!(r[0]["id"], "12345678");
     assert_eq!(r[0]["records"][0]["value"], 28504.27);
     // rtl_433: its data field, mode, time and RSSI in dB.
-    assert_eq!(r[1]["source"]["line"], 11);
+    assert_eq!(r[1]["source"]["line"], 12);
     assert_eq!(r[1]["link_mode"], "C1");
     assert_eq!(r[1]["time"], "2026-11-28 10:00:02");
     assert_eq!(r[1]["rssi"], -63.219);
@@ -97,11 +97,11 @@ fn receiver_formats_in_one_file() {
     assert_eq!(r[1]["id"], "76348799");
     assert_eq!(r[1]["security"]["ell"], "decrypted");
     // Simulation line: no reception data.
-    assert_eq!(r[2]["source"]["line"], 13);
+    assert_eq!(r[2]["source"]["line"], 14);
     assert_eq!(r[2]["id"], "49705932");
     assert!(r[2].get("rssi").is_none() && r[2].get("link_mode").is_none());
     // Plain hex with separators.
-    assert_eq!(r[3]["source"]["line"], 15);
+    assert_eq!(r[3]["source"]["line"], 16);
     assert_eq!(r[3]["frame_hex"], r[0]["frame_hex"]);
 }
 
