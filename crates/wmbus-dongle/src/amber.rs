@@ -108,7 +108,12 @@ impl Framer {
     }
 
     fn next(&mut self, now_ms: Option<u64>) -> Option<Result<Command, Event>> {
-        let stale = now_ms.is_some_and(|n| self.buf.stale(n, CHUNK_TIMEOUT_MS));
+        if let Some(bytes) = now_ms.and_then(|n| self.buf.expire(n, CHUNK_TIMEOUT_MS)) {
+            return Some(Err(Event::Discarded {
+                bytes,
+                reason: "partial frame timed out",
+            }));
+        }
         let data = self.buf.as_slice();
         let first = *data.first()?;
         if first != START {
@@ -118,13 +123,9 @@ impl Framer {
                 reason: "bytes before the FFh start byte",
             }));
         }
-        let (Some(&cmd), Some(&len)) = (data.get(1), data.get(2)) else {
-            return self.timeout(stale);
-        };
+        let (&cmd, &len) = (data.get(1)?, data.get(2)?);
         let total = 3 + usize::from(len) + 1;
-        let Some(frame) = data.get(..total) else {
-            return self.timeout(stale);
-        };
+        let frame = data.get(..total)?;
         let cs = frame.iter().take(total - 1).fold(0u8, |a, b| a ^ b);
         if frame.last() != Some(&cs) {
             return Some(Err(Event::Discarded {
@@ -135,17 +136,6 @@ impl Framer {
         let payload = frame.get(3..total - 1).unwrap_or(&[]).to_vec();
         let raw = self.buf.take(total);
         Some(Ok((cmd, payload, raw)))
-    }
-
-    fn timeout(&mut self, stale: bool) -> Option<Result<Command, Event>> {
-        if stale && !self.buf.is_empty() {
-            let n = self.buf.len();
-            return Some(Err(Event::Discarded {
-                bytes: self.buf.take(n),
-                reason: "partial frame timed out",
-            }));
-        }
-        None
     }
 }
 
@@ -295,7 +285,12 @@ impl Host for TransparentHost {
                 Err(e) => Some(e),
             };
         }
-        let stale = self.framer.buf.stale(now_ms, CHUNK_TIMEOUT_MS);
+        if let Some(bytes) = self.framer.buf.expire(now_ms, CHUNK_TIMEOUT_MS) {
+            return Some(Event::Discarded {
+                bytes,
+                reason: "partial telegram timed out",
+            });
+        }
         let data = self.framer.buf.as_slice();
         // A bare telegram: L (≥ 9: C, M, A, CI at least), a plausible C-field, then RSSI.
         let l = usize::from(first);
@@ -316,13 +311,6 @@ impl Host for TransparentHost {
         }
         let total = 1 + l + 1;
         if data.len() < total {
-            if stale {
-                let n = data.len();
-                return Some(Event::Discarded {
-                    bytes: self.framer.buf.take(n),
-                    reason: "partial telegram timed out",
-                });
-            }
             return None;
         }
         let raw = self.framer.buf.take(total);

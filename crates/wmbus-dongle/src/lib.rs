@@ -342,9 +342,10 @@ impl FromStr for Kind {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Buffer {
     bytes: Vec<u8>,
-    /// When bytes last arrived, as of the first poll after they did (protocols without
-    /// framing time out partial frames from it).
-    pub(crate) last_push_ms: Option<u64>,
+    /// When bytes last arrived, as of the first poll after they did.
+    last_ms: Option<u64>,
+    /// How many bytes the buffer held at that time.
+    held: usize,
     fresh: bool,
 }
 
@@ -354,17 +355,26 @@ impl Buffer {
         self.fresh = true;
     }
 
-    /// Notes the time of the latest bytes; true when none came for `timeout_ms` while a
-    /// partial frame waits.
-    pub(crate) fn stale(&mut self, now_ms: u64, timeout_ms: u64) -> bool {
-        if self.fresh || self.last_push_ms.is_none() {
+    /// For protocols without framing: the bytes of a partial frame that waited `timeout_ms`
+    /// or more before anything else came (they are removed from the front). The arrival time
+    /// of bytes is taken at the first poll after their push.
+    pub(crate) fn expire(&mut self, now_ms: u64, timeout_ms: u64) -> Option<Vec<u8>> {
+        let old = self
+            .last_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= timeout_ms);
+        let expired = if old && self.held > 0 {
+            let n = self.held.min(self.bytes.len());
+            Some(self.bytes.drain(..n).collect())
+        } else {
+            None
+        };
+        if self.fresh || expired.is_some() {
             self.fresh = false;
-            self.last_push_ms = Some(now_ms);
+            self.last_ms = Some(now_ms);
         }
-        self.last_push_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) >= timeout_ms)
+        self.held = self.bytes.len();
+        expired.filter(|b: &Vec<u8>| !b.is_empty())
     }
-
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes
     }
@@ -372,15 +382,8 @@ impl Buffer {
     /// Removes and returns the first `n` bytes.
     pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.bytes.len());
+        self.held = self.held.saturating_sub(n);
         self.bytes.drain(..n).collect()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
     }
 }
 

@@ -59,7 +59,12 @@ impl Host for Rc1180Host {
     }
 
     fn poll(&mut self, now_ms: u64) -> Option<Event> {
-        let stale = self.buf.stale(now_ms, CHUNK_TIMEOUT_MS);
+        if let Some(bytes) = self.buf.expire(now_ms, CHUNK_TIMEOUT_MS) {
+            return Some(Event::Discarded {
+                bytes,
+                reason: "partial telegram timed out",
+            });
+        }
         let data = self.buf.as_slice();
         let first = *data.first()?;
         // The prompt: a `>` that does not start a telegram (no plausible C-field after it).
@@ -86,13 +91,6 @@ impl Host for Rc1180Host {
         }
         let total = 1 + l;
         if data.len() < total {
-            if stale {
-                let n = data.len();
-                return Some(Event::Discarded {
-                    bytes: self.buf.take(n),
-                    reason: "partial telegram timed out",
-                });
-            }
             return None;
         }
         let raw = self.buf.take(total);

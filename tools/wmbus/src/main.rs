@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod decode;
 mod encode;
+mod simulate;
 mod synth;
 mod vectors;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Write a large deterministic capture of mode-5 (or 7) water-meter telegrams and its
     /// key file, for measuring decode speed.
     Synth(synth::Args),
+    /// A simulated USB dongle on a pseudo-terminal (prints its path first), delivering
+    /// telegrams from a file or from simulated meters.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Encode(args) => encode::run(args),
         Command::Vectors(args) => vectors::run(args),
         Command::Synth(args) => synth::run(args),
+        Command::Simulate(args) => simulate::run(args),
     };
     match result {
         Ok(code) => code,
