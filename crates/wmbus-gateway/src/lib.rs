@@ -11,6 +11,7 @@
 
 pub mod core;
 pub mod dongle;
+pub mod mqtt;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,9 @@ pub struct Config {
     /// Do not reject replayed message counters.
     #[serde(default)]
     pub no_replay_check: bool,
+    /// MQTT output (besides the JSON lines).
+    #[serde(default)]
+    pub mqtt: Option<mqtt::MqttConfig>,
     /// The dongles.
     pub dongles: Vec<DongleConfig>,
 }
@@ -121,6 +125,10 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         ),
         _ => Box::new(std::io::stdout()),
     };
+    let mut mqtt = config.mqtt.clone().map(mqtt::Mqtt::start);
+    if let Some(m) = &mqtt {
+        m.online().await;
+    }
     let (tx, mut rx) = mpsc::channel::<FromDongle>(1024);
     let mut tasks = Vec::new();
     for d in &config.dongles {
@@ -152,6 +160,9 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
                             if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
                                 warn!("output: {e}");
                             }
+                            if let Some(m) = mqtt.as_mut() {
+                                m.report(&report, &line).await;
+                            }
                             if core.replay_dirty() && matches!(report.security_mode, 7 | 9 | 10) {
                                 save_replay(&mut core, replay.as_deref());
                             }
@@ -170,6 +181,11 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         }
     }
     save_replay(&mut core, replay.as_deref());
+    if let Some(m) = &mqtt {
+        m.offline().await;
+        // Let the event loop send what is queued.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }

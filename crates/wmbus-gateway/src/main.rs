@@ -43,6 +43,10 @@ struct Args {
     /// Duplicate window in milliseconds (0: off).
     #[arg(long, default_value_t = 10_000)]
     dedup_window_ms: u64,
+    /// MQTT broker, HOST or HOST:PORT: reports per meter, availability, Home Assistant
+    /// discovery.
+    #[arg(long)]
+    mqtt: Option<String>,
 }
 
 fn config(args: &Args) -> anyhow::Result<Config> {
@@ -60,6 +64,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             output: None,
             dedup_window_ms: args.dedup_window_ms,
             no_replay_check: false,
+            mqtt: None,
             dongles: vec![DongleConfig {
                 name: None,
                 device: device.clone(),
@@ -79,6 +84,16 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     }
     if args.output.is_some() {
         config.output.clone_from(&args.output);
+    }
+    if let Some(broker) = &args.mqtt {
+        let (host, port) = match broker.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().context("MQTT port")?),
+            None => (broker.clone(), 1883),
+        };
+        let mut m: wmbus_gateway::mqtt::MqttConfig =
+            toml::from_str(&format!("host = {host:?}")).context("MQTT settings")?;
+        m.port = port;
+        config.mqtt = Some(m);
     }
     if config.dongles.is_empty() {
         anyhow::bail!("no dongles configured");
