@@ -96,7 +96,18 @@ fn options(kind: Kind, telegrams: &Path) -> wmbus_sim::Options {
 }
 
 fn wmbusd(device: &Path, kind: Kind, keys: &Path, state: Option<&Path>) -> Child {
+    wmbusd_with(device, kind, keys, state, &[])
+}
+
+fn wmbusd_with(
+    device: &Path,
+    kind: Kind,
+    keys: &Path,
+    state: Option<&Path>,
+    extra: &[&str],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wmbusd"));
+    cmd.args(extra);
     cmd.arg("--device")
         .arg(device)
         .arg("--dongle")
@@ -294,6 +305,30 @@ fn duplicates_across_dongles_are_dropped_and_counted() {
     let (lines, log) = stop(daemon);
     assert_eq!(statuses(&lines), ["ok", "ok", "ok"], "{log}");
     assert!(log.contains("duplicates=3"), "{log}");
+}
+
+/// A dongle that goes quiet: initialised again after the watchdog period, reopened after a
+/// second one; the telegram that comes afterwards is decoded.
+#[test]
+fn watchdog_reinitialises_then_reopens() {
+    let dir = Dir::new("watchdog");
+    let two: String = TELEGRAMS
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (t, k) = files(&dir, &two, KEYS);
+    let mut o = options(Kind::Im871a, &t);
+    o.interval = 3500;
+    o.link = Some(dir.0.join("dongle"));
+    let link = o.link.clone().unwrap();
+    let sim = simulate(o);
+    let daemon = wmbusd_with(&link, Kind::Im871a, &k, None, &["--watchdog", "1"]);
+    assert_eq!(sim.handle.join().unwrap(), 2);
+    let (lines, log) = stop(daemon);
+    assert_eq!(statuses(&lines), ["ok", "ok"], "{log}");
+    assert!(log.contains("initialising again"), "{log}");
+    assert!(log.contains("silent after re-initialising"), "{log}");
 }
 
 #[test]
