@@ -19,8 +19,14 @@ pub struct DongleConfig {
     /// Name in logs and reports (defaults to the device path).
     #[serde(default)]
     pub name: Option<String>,
-    /// Serial device (or, for rtl_wmbus and rtl_433, a file or FIFO; "-" for stdin).
+    /// Serial device (or, for rtl_wmbus and rtl_433, a file or FIFO; "-" for stdin). With
+    /// `command`, only a name.
+    #[serde(default)]
     pub device: String,
+    /// For rtl_wmbus and rtl_433: a shell command whose standard output is read (restarted
+    /// with backoff when it ends), e.g. `rtl_sdr -f 868.95M -s 1600000 - | rtl_wmbus`.
+    #[serde(default)]
+    pub command: Option<String>,
     /// Kind (`wmbus_dongle::Kind` names).
     pub kind: String,
     /// Link mode to listen in (default: C1+T1 where the device can, else T1).
@@ -49,6 +55,15 @@ impl DongleConfig {
             .kind
             .parse()
             .map_err(|_| anyhow::anyhow!("unknown dongle kind {}", self.kind))?;
+        if self.command.is_some() && kind.baud_rate().is_some() {
+            anyhow::bail!(
+                "{}: `command` is for rtlwmbus and rtl433",
+                self.display_name()
+            );
+        }
+        if self.command.is_none() && self.device.is_empty() {
+            anyhow::bail!("a dongle needs `device` (or `command` for rtlwmbus and rtl433)");
+        }
         let mode: LinkMode = match &self.link_mode {
             Some(m) => m
                 .parse()
@@ -64,7 +79,11 @@ impl DongleConfig {
 
     /// The name used in reports.
     pub fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| self.device.clone())
+        self.name
+            .clone()
+            .or_else(|| (!self.device.is_empty()).then(|| self.device.clone()))
+            .or_else(|| self.command.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -106,6 +125,11 @@ pub async fn run(
             Ok(Port::Stdin(s)) => {
                 session(&name, kind, mode, &config, Stdio(s), &tx, &mut shutdown).await
             }
+            Ok(Port::Child(mut child, out)) => {
+                let end = session(&name, kind, mode, &config, Stdio(out), &tx, &mut shutdown).await;
+                let _ = child.kill().await;
+                end
+            }
             Err(e) => End::Reopen(format!("cannot open {}: {e}", config.device), false),
         };
         match end {
@@ -129,12 +153,13 @@ enum Port {
     Serial(tokio_serial::SerialStream),
     File(tokio::fs::File),
     Stdin(tokio::io::Stdin),
+    Child(tokio::process::Child, tokio::process::ChildStdout),
 }
 
-/// Stdin has no write half: commands to an SDR text stream go nowhere.
-struct Stdio(tokio::io::Stdin);
+/// A read-only stream (stdin, a child's stdout): commands to an SDR text stream go nowhere.
+struct Stdio<R>(R);
 
-impl AsyncRead for Stdio {
+impl<R: AsyncRead + Unpin> AsyncRead for Stdio<R> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -144,7 +169,7 @@ impl AsyncRead for Stdio {
     }
 }
 
-impl AsyncWrite for Stdio {
+impl<R: Unpin> AsyncWrite for Stdio<R> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
@@ -167,6 +192,20 @@ impl AsyncWrite for Stdio {
 }
 
 async fn open(config: &DongleConfig, kind: Kind) -> std::io::Result<Port> {
+    if let Some(cmd) = &config.command {
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no standard output"))?;
+        return Ok(Port::Child(child, out));
+    }
     match config.baud_rate.or(kind.baud_rate()) {
         Some(baud) => {
             use tokio_serial::SerialPortBuilderExt;

@@ -68,6 +68,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             dongles: vec![DongleConfig {
                 name: None,
                 device: device.clone(),
+                command: None,
                 kind: kind.clone(),
                 link_mode: args.link_mode.clone(),
                 baud_rate: None,

@@ -331,6 +331,42 @@ fn watchdog_reinitialises_then_reopens() {
     assert!(log.contains("silent after re-initialising"), "{log}");
 }
 
+/// rtl_wmbus from a child process (`command`), as `rtl_sdr … | rtl_wmbus` would run; the
+/// command is started again when it ends, and the repeated lines are duplicates.
+#[test]
+fn sdr_from_a_command() {
+    let dir = Dir::new("command");
+    let (_, k) = files(&dir, "", KEYS);
+    let lines = [
+        "T1;1;1;2026-11-28 10:00:00.000;117;102;12345678;0x2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3",
+        "T1;0;1;2026-11-28 10:00:01.000;80;79;12345678;0x2E44",
+    ];
+    let capture = dir.0.join("rtl.txt");
+    std::fs::write(&capture, lines.join("\n") + "\n").unwrap();
+    let config = dir.0.join("wmbusd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "keys = {:?}\n[[dongles]]\nname = \"sdr\"\nkind = \"rtlwmbus\"\ncommand = \"exec cat {}\"\n",
+            k.display().to_string(),
+            capture.display()
+        ),
+    )
+    .unwrap();
+    let daemon = Command::new(env!("CARGO_BIN_EXE_wmbusd"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(1500));
+    let (lines, log) = stop(daemon);
+    assert_eq!(statuses(&lines), ["ok"], "{log}");
+    assert_eq!(lines[0]["source"]["file"], "sdr");
+    assert_eq!(lines[0]["link_mode"], "T1");
+}
+
 #[test]
 fn usage_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_wmbusd")).output().unwrap();
