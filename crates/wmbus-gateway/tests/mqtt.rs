@@ -114,6 +114,7 @@ fn states_availability_and_discovery() {
         reconnect_delay: 0,
         rssi: -70.0,
         seed: 3,
+        duration: 0,
     };
     let sim = thread::spawn(move || wmbus_sim::run(&options, &mut |_| {}).unwrap());
     thread::sleep(Duration::from_millis(300));

@@ -92,6 +92,7 @@ fn options(kind: Kind, telegrams: &Path) -> wmbus_sim::Options {
         reconnect_delay: 800,
         rssi: -71.0,
         seed: 1,
+        duration: 0,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Options {
     pub rssi: f32,
     /// Seed for meter jitter and garbage.
     pub seed: u64,
+    /// Stop delivering after this many milliseconds (0: when all are delivered).
+    pub duration: u64,
 }
 
 /// How long the device waits for the host's configuration before giving up.
@@ -358,6 +360,9 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
             offset += Duration::from_millis(10);
         }
         let at = due.at + offset;
+        if args.duration > 0 && at > Duration::from_millis(args.duration) {
+            break;
+        }
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             thread::sleep(wait);
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod decode;
 mod encode;
 mod simulate;
@@ -35,6 +36,9 @@ enum Command {
     /// A simulated USB dongle on a pseudo-terminal (prints its path first), delivering
     /// telegrams from a file or from simulated meters.
     Simulate(simulate::Args),
+    /// Bench-test battery meters over a dongle: a live table per meter, verdicts against
+    /// expectations, JSON/CSV reports and plots.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Vectors(args) => vectors::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -50,6 +50,9 @@ pub(crate) struct Args {
     /// Seed for meter jitter and garbage.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Stop after this many seconds (0: when every telegram is delivered).
+    #[arg(long, default_value_t = 0.0)]
+    pub duration: f64,
 }
 
 /// Runs the simulator.
@@ -68,6 +71,7 @@ pub(crate) fn run(a: Args) -> Result<ExitCode> {
         reconnect_delay: a.reconnect_delay,
         rssi: a.rssi,
         seed: a.seed,
+        duration: (a.duration * 1000.0) as u64,
     };
     wmbus_sim::run(&options, &mut |path| {
         println!("{}", path.display());
