@@ -66,6 +66,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod reader;
+pub mod sitp;
 pub mod tpl;
 pub mod wired;
 

@@ -69,4 +69,5 @@ pub mod reassembly;
 pub mod receiver;
 pub mod replay;
 pub mod seal;
+pub mod sitp;
 pub mod time;

@@ -509,3 +509,32 @@ fn sitp_ds_mac_n12() {
         );
     }
 }
+
+/// OMS Annex N N.12.2/N.12.3: the SITP secured-data MAC of the breaker command and its echo,
+/// with the application key KeyID 20h (`08154711`×4); a changed APDU does not verify.
+#[test]
+fn sitp_secured_data_mac_n122() {
+    use wmbus_frame::sitp::{Blocks, SecuredData};
+    for id in ["oms_n122_sitp", "oms_n123_sitp"] {
+        let v = vector(id);
+        let apl = hex_field(&v, "apl_plaintext").unwrap();
+        let key: [u8; 16] = hex_field(&v, "sitp_app_key").unwrap().try_into().unwrap();
+        let key = Key::new(key);
+        let block = Blocks::new(&apl[2..], 2).next().unwrap().unwrap();
+        let data = SecuredData::parse(&block).unwrap();
+        let expected = hex_field(&v, "sitp_ds_mac").unwrap();
+        assert_eq!(
+            &wmbus_security::sitp::mac(&key, &data)[..8],
+            &expected[..],
+            "{id}"
+        );
+        assert!(wmbus_security::sitp::verify(&key, &data).is_ok());
+        let mut apdu = data.apdu.to_vec();
+        apdu[1] ^= 1;
+        let tampered = SecuredData {
+            apdu: &apdu,
+            ..data
+        };
+        assert!(wmbus_security::sitp::verify(&key, &tampered).is_err());
+    }
+}
