@@ -30,6 +30,8 @@ use core::str::FromStr;
 
 pub mod amber;
 pub mod cul;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hex;
 pub mod imst;
 pub mod iu891a;

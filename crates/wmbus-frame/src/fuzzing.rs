@@ -47,3 +47,24 @@ pub fn records(data: &[u8]) {
         }
     }
 }
+
+/// The SITP block list: every block that parses emits back to its bytes; secured data of
+/// DSI 32h/33h parses or fails with an error.
+pub fn sitp(data: &[u8]) {
+    for block in crate::sitp::Blocks::new(data, 0) {
+        let Ok(b) = block else { break };
+        let mut out = [0u8; 512];
+        if let Ok(n) = b.emit(&mut out) {
+            let start = b.offset;
+            assert_eq!(
+                out.get(..n),
+                data.get(start..start + n),
+                "emit(parse(b)) == b"
+            );
+        }
+        if let Ok(s) = crate::sitp::SecuredData::parse(&b) {
+            let mut input = [0u8; 512];
+            let _ = s.mac_input(&mut input);
+        }
+    }
+}

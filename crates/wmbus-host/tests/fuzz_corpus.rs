@@ -17,6 +17,8 @@ fn run(target: &str, data: &[u8]) {
         "frame_parse" => wmbus_frame::fuzzing::frame(data),
         "records" => wmbus_frame::fuzzing::records(data),
         "security_open" => wmbus_security::fuzzing::open(data),
+        "sitp_blocks" => wmbus_frame::fuzzing::sitp(data),
+        "dongle_hosts" => wmbus_dongle::fuzzing::hosts(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -33,7 +35,13 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 fn corpora() {
     let root = wmbus_testkit::testdata().join("../fuzz/corpus");
     let mut n = 0;
-    for target in ["frame_parse", "records", "security_open"] {
+    for target in [
+        "frame_parse",
+        "records",
+        "security_open",
+        "sitp_blocks",
+        "dongle_hosts",
+    ] {
         let dir = root.join(target);
         let list = files(&dir);
         assert!(!list.is_empty(), "no corpus in {}", dir.display());
