@@ -115,6 +115,8 @@ fn states_availability_and_discovery() {
         rssi: -70.0,
         seed: 3,
         duration: 0,
+        silence_every: 0,
+        silence: 0,
     };
     let sim = thread::spawn(move || wmbus_sim::run(&options, &mut |_| {}).unwrap());
     thread::sleep(Duration::from_millis(300));

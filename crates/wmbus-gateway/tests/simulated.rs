@@ -93,6 +93,8 @@ fn options(kind: Kind, telegrams: &Path) -> wmbus_sim::Options {
         rssi: -71.0,
         seed: 1,
         duration: 0,
+        silence_every: 0,
+        silence: 0,
     }
 }
 
@@ -320,7 +322,8 @@ fn watchdog_reinitialises_then_reopens() {
         .collect();
     let (t, k) = files(&dir, &two, KEYS);
     let mut o = options(Kind::Im871a, &t);
-    o.interval = 3500;
+    o.silence_every = 1;
+    o.silence = 3500;
     o.link = Some(dir.0.join("dongle"));
     let link = o.link.clone().unwrap();
     let sim = simulate(o);

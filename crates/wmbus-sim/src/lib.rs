@@ -60,6 +60,10 @@ pub struct Options {
     pub seed: u64,
     /// Stop delivering after this many milliseconds (0: when all are delivered).
     pub duration: u64,
+    /// Fall silent after every Nth telegram (0: never) …
+    pub silence_every: u64,
+    /// … for this many milliseconds (the schedule resumes after it).
+    pub silence: u64,
 }
 
 /// How long the device waits for the host's configuration before giving up.
@@ -415,6 +419,14 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
             write_patiently(&mut plug.master, &b);
         }
         delivered += 1;
+        if args.silence_every > 0
+            && args.silence > 0
+            && delivered.is_multiple_of(args.silence_every)
+        {
+            eprintln!("silent for {} ms", args.silence);
+            thread::sleep(Duration::from_millis(args.silence));
+            offset += Duration::from_millis(args.silence);
+        }
         if args.disconnect_after > 0 && delivered == args.disconnect_after {
             // Let the host read what was delivered, then pull the plug.
             thread::sleep(Duration::from_millis(300));

@@ -53,6 +53,12 @@ pub(crate) struct Args {
     /// Stop after this many seconds (0: when every telegram is delivered).
     #[arg(long, default_value_t = 0.0)]
     pub duration: f64,
+    /// Fall silent after every Nth telegram (0: never), for --silence milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub silence_every: u64,
+    /// Milliseconds of silence.
+    #[arg(long, default_value_t = 0)]
+    pub silence: u64,
 }
 
 /// Runs the simulator.
@@ -72,6 +78,8 @@ pub(crate) fn run(a: Args) -> Result<ExitCode> {
         rssi: a.rssi,
         seed: a.seed,
         duration: (a.duration * 1000.0) as u64,
+        silence_every: a.silence_every,
+        silence: a.silence,
     };
     wmbus_sim::run(&options, &mut |path| {
         println!("{}", path.display());

@@ -51,6 +51,16 @@ tpl = { access_number = 1, security_mode = 5 }
 records = [{ quantity = "volume", value = 3.5, unit = "m3" }]
 
 [[meters]]
+interval = 0.6
+jitter = 0.15
+rssi = -75.0
+[meters.description]
+key = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
+meter = { manufacturer = "ZRI", id = "10000005", device_type = 7 }
+tpl = { access_number = 1, security_mode = 5 }
+records = [{ quantity = "volume", value = 5.5, unit = "m3" }]
+
+[[meters]]
 interval = 0.5
 rssi = -101.0
 [meters.description]
@@ -65,6 +75,7 @@ ZRI.10000001 0F1E2D3C4B5A69788796A5B4C3D2E1F0
 ZRI.10000002 0F1E2D3C4B5A69788796A5B4C3D2E1F0
 ZRI.10000003 0F1E2D3C4B5A69788796A5B4C3D2E1F0
 ZRI.10000004 0F1E2D3C4B5A69788796A5B4C3D2E1F0
+ZRI.10000005 0F1E2D3C4B5A69788796A5B4C3D2E1F0
 ";
 
 const EXPECT: &str = r#"
@@ -219,6 +230,17 @@ fn bench_finds_the_known_faults() {
         "{vd}"
     );
 
+    // Uniform jitter of ±0.15 s: each interval deviates by the difference of two draws, a
+    // standard deviation of 0.15·√(2/3) ≈ 0.12 s; the mean stays 0.6 s.
+    let e = meter("ZRI.10000005");
+    let jitter = e["interval_jitter"].as_f64().unwrap();
+    assert!((0.04..=0.2).contains(&jitter), "{e}");
+    assert!(
+        (e["interval_mean"].as_f64().unwrap() - 0.6).abs() < 0.1,
+        "{e}"
+    );
+    assert_eq!(e["missed"], 0);
+
     // Expected but never heard.
     assert_eq!(verdict("10000009")["reasons"][0], "never heard");
 
@@ -228,6 +250,7 @@ fn bench_finds_the_known_faults() {
         "ZRI.10000002",
         "ZRI.10000003",
         "ZRI.10000004",
+        "ZRI.10000005",
     ]
     .iter()
     .map(|m| meter(m)["telegrams"].as_u64().unwrap())
@@ -244,12 +267,13 @@ fn bench_finds_the_known_faults() {
     }
     assert_eq!(jsonl.lines().count() as u64, total);
     let summary_csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
-    assert_eq!(summary_csv.lines().count(), 5);
+    assert_eq!(summary_csv.lines().count(), 6);
     for m in [
         "ZRI_10000001",
         "ZRI_10000002",
         "ZRI_10000003",
         "ZRI_10000004",
+        "ZRI_10000005",
     ] {
         let svg = std::fs::read_to_string(out_dir.join(format!("plot-{m}.svg"))).unwrap();
         assert!(
