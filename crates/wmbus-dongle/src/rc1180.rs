@@ -202,7 +202,8 @@ impl Device for Rc1180Device {
     }
 
     fn link_mode(&self) -> Option<LinkMode> {
-        self.mode
+        // Receiving starts when the host leaves config mode.
+        if self.config { None } else { self.mode }
     }
 
     fn indicate(&self, t: &Indication<'_>) -> Option<Vec<u8>> {

@@ -415,9 +415,9 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
                 link_mode: d.link_mode().unwrap_or(LinkMode::T1),
             })
         };
-        if let Some(b) = bytes {
-            write_patiently(&mut plug.master, &b);
-        }
+        // A telegram the device would not pass on (too long, not listening) is not counted.
+        let Some(b) = bytes else { continue };
+        write_patiently(&mut plug.master, &b);
         delivered += 1;
         if args.silence_every > 0
             && args.silence > 0
