@@ -187,7 +187,7 @@ proptest! {
     }
 
     /// Arbitrary bytes never panic a host engine and never stop it: a valid transcript after
-    /// them still yields its last telegram.
+    /// them still yields its telegrams.
     #[test]
     fn hostile_bytes_then_recovery(noise in proptest::collection::vec(any::<u8>(), 0..600)) {
         for kind in Kind::ALL {
@@ -198,7 +198,10 @@ proptest! {
             host.push(b"\r\n");
             while host.poll(10_000).is_some() {}
             while host.poll(20_000).is_some() {}
+            // Twice: an HCI v1 frame header in the noise may declare no FCS and swallow up to
+            // 264 bytes of what follows (the format cannot tell); the second copy is past it.
             let (bytes, _, _) = transcript(kind);
+            host.push(&bytes);
             host.push(&bytes);
             let mut last = None;
             while let Some(e) = host.poll(20_000) {
