@@ -35,6 +35,32 @@ pub enum LineKind {
     Simulation,
 }
 
+const SEPARATOR: u8 = 0xFE;
+const BAD: u8 = 0xFF;
+
+/// Each byte's hex value, or [`SEPARATOR`] for the separators hex may carry, or [`BAD`].
+const HEX_DIGIT: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let v = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => SEPARATOR,
+            _ => BAD,
+        };
+        // invariant: c < 256.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[c] = v;
+        }
+        c += 1;
+    }
+    t
+};
+
 /// Parses hex: ignores spaces, `:` and `-` separators, `|` markers and a `0x` prefix.
 ///
 /// # Errors
@@ -50,18 +76,16 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     let mut high = None;
     let mut digits = 0usize;
     for (i, c) in t.bytes().enumerate() {
-        let nibble = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            b' ' | b'\t' | b':' | b'-' | b'|' | b'_' => continue,
-            _ => {
+        let nibble = match HEX_DIGIT.get(usize::from(c)).copied().unwrap_or(BAD) {
+            SEPARATOR => continue,
+            BAD => {
                 return Err(format!(
                     "input: '{}' at character {} is not hexadecimal",
                     char::from(c),
                     i + 1
                 ));
             }
+            n => n,
         };
         digits += 1;
         match high.take() {

@@ -98,7 +98,7 @@ pub fn write_report(out: &mut Vec<u8>, r: &Report) {
     }
     o.uint(k!("security_mode"), u64::from(r.security_mode));
     security(&mut o, &r.security);
-    o.str(k!("payload_hex"), &r.payload_hex);
+    o.hex(k!("payload_hex"), &r.payload_hex);
     o.key(k!("records"));
     o.out.push(b'[');
     for (i, rec) in r.records.iter().enumerate() {
@@ -129,7 +129,7 @@ pub fn write_report(out: &mut Vec<u8>, r: &Report) {
         o.key(k!("warnings"));
         strings(o.out, r.warnings.iter().map(String::as_str));
     }
-    o.str(k!("frame_hex"), &r.frame_hex);
+    o.hex(k!("frame_hex"), &r.frame_hex);
     o.end();
 }
 
@@ -238,8 +238,8 @@ fn record(out: &mut Vec<u8>, r: &RecordReport) {
     x.uint(k!("storage"), r.storage);
     x.uint(k!("tariff"), u64::from(r.tariff));
     x.uint(k!("subunit"), u64::from(r.subunit));
-    x.str(k!("dif"), &r.dif);
-    x.str(k!("vif"), &r.vif);
+    x.hex(k!("dif"), &r.dif);
+    x.hex(k!("vif"), &r.vif);
     if !r.annotations.is_empty() {
         x.key(k!("annotations"));
         strings(x.out, r.annotations.iter().map(String::as_str));
@@ -291,6 +291,19 @@ impl<'o> Obj<'o> {
     fn str(&mut self, key: &'static str, v: &str) {
         self.key(key);
         string(self.out, v);
+    }
+
+    /// A string our hex writers made (digits only): copied without the escape check. Anything
+    /// else still goes through [`string`].
+    fn hex(&mut self, key: &'static str, v: &str) {
+        self.key(key);
+        if v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            self.out.push(b'"');
+            self.out.extend_from_slice(v.as_bytes());
+            self.out.push(b'"');
+        } else {
+            string(self.out, v);
+        }
     }
 
     fn opt_str(&mut self, key: &'static str, v: Option<&str>) {

@@ -9,24 +9,45 @@ use wmbus_frame::apl::{Item, Record, Records};
 
 use crate::report::{CompactString, JsonValue, RecordReport};
 
+/// Hex digit pairs of every byte value, upper case.
+const HEX_UPPER: [[u8; 2]; 256] = {
+    let digits = b"0123456789ABCDEF";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        // invariant: i < 256 and each nibble < 16.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[i] = [digits[i >> 4], digits[i & 0x0F]];
+        }
+        i += 1;
+    }
+    t
+};
+
+fn hex_into(out: &mut [u8], b: &[u8]) {
+    for (pair, &x) in out.chunks_exact_mut(2).zip(b) {
+        pair.copy_from_slice(HEX_UPPER.get(usize::from(x)).unwrap_or(b"00"));
+    }
+}
+
 /// Upper-case hex.
 pub fn hex(b: &[u8]) -> String {
-    let mut out = Vec::with_capacity(2 * b.len());
-    for &x in b {
-        out.extend_from_slice(&hex_pair(x, b"0123456789ABCDEF"));
-    }
+    let mut out = vec![0u8; 2 * b.len()];
+    hex_into(&mut out, b);
     String::from_utf8(out).unwrap_or_default()
 }
 
 /// Upper-case hex, held inline when short (DIBs, VIBs).
 pub fn hex_compact(b: &[u8]) -> CompactString {
-    let mut out = CompactString::with_capacity(2 * b.len());
-    for &x in b {
-        let [hi, lo] = hex_pair(x, b"0123456789ABCDEF");
-        out.push(char::from(hi));
-        out.push(char::from(lo));
+    let mut buf = [0u8; 48];
+    match buf.get_mut(..2 * b.len()) {
+        Some(out) => {
+            hex_into(out, b);
+            CompactString::from(core::str::from_utf8(out).unwrap_or(""))
+        }
+        None => CompactString::from(hex(b)),
     }
-    out
 }
 
 /// Upper-case hex of one byte.
