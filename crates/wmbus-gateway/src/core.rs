@@ -45,7 +45,8 @@ pub struct Core {
     sequence: usize,
     /// Counters.
     pub stats: Stats,
-    replay_dirty: bool,
+    /// The replay guard's generation when it was last saved.
+    saved_generation: u64,
 }
 
 impl Core {
@@ -57,7 +58,7 @@ impl Core {
             seen: HashMap::new(),
             sequence: 0,
             stats: Stats::default(),
-            replay_dirty: false,
+            saved_generation: 0,
         }
     }
 
@@ -74,13 +75,9 @@ impl Core {
             return Outcome::Duplicate;
         }
         self.seen.insert(key, now_ms);
-        let before = self.decoder.receiver().replay().to_text();
         let mut report = self
             .decoder
             .decode(Instant::from_millis(now_ms), &r.telegram);
-        if self.decoder.receiver().replay().to_text() != before {
-            self.replay_dirty = true;
-        }
         self.sequence += 1;
         report.source = Some(Source {
             file: Some(dongle.to_string()),
@@ -106,18 +103,19 @@ impl Core {
 
     /// Whether the replay state changed since the last [`Self::mark_saved`].
     pub fn replay_dirty(&self) -> bool {
-        self.replay_dirty
+        self.decoder.receiver().replay().generation() != self.saved_generation
     }
 
     /// The replay state was written.
     pub fn mark_saved(&mut self) {
-        self.replay_dirty = false;
+        self.saved_generation = self.decoder.receiver().replay().generation();
     }
 
     /// Restores a saved replay state; returns the lines skipped as invalid.
     pub fn load_replay_text(&mut self, text: &str) -> usize {
         let (guard, bad) = ReplayGuard::from_text(text);
         *self.decoder.receiver_mut().replay_mut() = guard;
+        self.mark_saved();
         bad
     }
 }

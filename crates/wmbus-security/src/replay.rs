@@ -33,10 +33,20 @@ pub struct Replayed {
 }
 
 /// The highest accepted counter per [`CounterKey`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ReplayGuard {
     last: BTreeMap<CounterKey, u32>,
+    generation: u64,
 }
+
+/// Two guards are equal when they keep the same counters (however they got there).
+impl PartialEq for ReplayGuard {
+    fn eq(&self, other: &Self) -> bool {
+        self.last == other.last
+    }
+}
+
+impl Eq for ReplayGuard {}
 
 impl ReplayGuard {
     /// An empty guard.
@@ -57,15 +67,27 @@ impl ReplayGuard {
 
     /// Records an accepted counter (call only after the MAC verified).
     pub fn accept(&mut self, key: CounterKey, counter: u32) {
-        let slot = self.last.entry(key).or_insert(counter);
-        if counter > *slot {
-            *slot = counter;
+        match self.last.get_mut(&key) {
+            Some(slot) if counter <= *slot => return,
+            Some(slot) => *slot = counter,
+            None => {
+                self.last.insert(key, counter);
+            }
         }
+        self.generation += 1;
     }
 
     /// Forgets a key's counter (after a key change that resets it).
     pub fn reset(&mut self, key: &CounterKey) {
-        self.last.remove(key);
+        if self.last.remove(key).is_some() {
+            self.generation += 1;
+        }
+    }
+
+    /// A number that grows whenever a counter is stored or forgotten: whoever persists the
+    /// state compares it with the value at the last save.
+    pub const fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The last accepted counter.
