@@ -297,8 +297,8 @@ impl Kind {
             Self::AmberTransparent => Box::new(amber::TransparentHost::default()),
             Self::Cul => Box::new(cul::CulHost::default()),
             Self::Rc1180 => Box::new(rc1180::Rc1180Host::default()),
-            Self::RtlWmbus => Box::new(rtl::RtlWmbusHost::default()),
-            Self::Rtl433 => Box::new(rtl::Rtl433Host::default()),
+            Self::RtlWmbus => Box::new(rtl::SdrHost::rtl_wmbus()),
+            Self::Rtl433 => Box::new(rtl::SdrHost::rtl_433()),
         }
     }
 
@@ -311,8 +311,8 @@ impl Kind {
             Self::AmberTransparent => Box::new(amber::AmberDevice::transparent()),
             Self::Cul => Box::new(cul::CulDevice::default()),
             Self::Rc1180 => Box::new(rc1180::Rc1180Device::default()),
-            Self::RtlWmbus => Box::new(rtl::RtlWmbusDevice),
-            Self::Rtl433 => Box::new(rtl::Rtl433Device),
+            Self::RtlWmbus => Box::new(rtl::SdrDevice::rtl_wmbus()),
+            Self::Rtl433 => Box::new(rtl::SdrDevice::rtl_433()),
         }
     }
 }

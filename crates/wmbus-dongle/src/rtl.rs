@@ -13,12 +13,6 @@ fn mode_of(text: &str) -> Option<LinkMode> {
     text.trim().parse().ok()
 }
 
-/// rtl_wmbus: `MODE;CRC_OK;3OUTOF6_OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;LINK_LAYER_ID;0x…`.
-#[derive(Debug, Clone, Default)]
-pub struct RtlWmbusHost {
-    lines: Lines,
-}
-
 fn rtl_wmbus_line(line: &[u8]) -> Result<Received, &'static str> {
     let text = core::str::from_utf8(line).map_err(|_| "not text")?;
     let fields: Vec<&str> = text.split(';').collect();
@@ -42,41 +36,6 @@ fn rtl_wmbus_line(line: &[u8]) -> Result<Received, &'static str> {
         device_time: Some(String::from(*time)),
         raw: line.to_vec(),
     })
-}
-
-impl Host for RtlWmbusHost {
-    fn push(&mut self, bytes: &[u8]) {
-        self.lines.buf.push(bytes);
-    }
-
-    fn poll(&mut self, _now_ms: u64) -> Option<Event> {
-        let line = match self.lines.next()? {
-            Ok(l) => l,
-            Err(e) => return Some(e),
-        };
-        Some(match rtl_wmbus_line(&line) {
-            Ok(r) => Event::Telegram(r),
-            Err(reason) => Event::Discarded {
-                bytes: line,
-                reason,
-            },
-        })
-    }
-
-    fn init(&self, _mode: LinkMode) -> Result<Vec<Step>, Unsupported> {
-        Ok(Vec::new())
-    }
-
-    fn transmit(&self, _: &[u8], _: LinkMode, _: LinkMode) -> Result<Vec<Step>, Unsupported> {
-        Err(Unsupported("an SDR receiver cannot send"))
-    }
-}
-
-/// rtl_433 `-F json` lines; the telegram is the `data` field (whose last block CRC, when
-/// kept, is dropped).
-#[derive(Debug, Clone, Default)]
-pub struct Rtl433Host {
-    lines: Lines,
 }
 
 fn rtl_433_line(line: &[u8]) -> Result<Received, &'static str> {
@@ -107,7 +66,34 @@ fn rtl_433_line(line: &[u8]) -> Result<Received, &'static str> {
     })
 }
 
-impl Host for Rtl433Host {
+/// A text stream of one telegram per line: rtl_wmbus lines
+/// (`MODE;CRC_OK;3OUTOF6_OK;TIMESTAMP;PACKET_RSSI;CURRENT_RSSI;LINK_LAYER_ID;0x…`) or
+/// rtl_433 `-F json` lines (the `data` field, whose last block CRC, when kept, is dropped).
+#[derive(Debug, Clone)]
+pub struct SdrHost {
+    lines: Lines,
+    parse: fn(&[u8]) -> Result<Received, &'static str>,
+}
+
+impl SdrHost {
+    /// rtl_wmbus lines.
+    pub fn rtl_wmbus() -> Self {
+        Self {
+            lines: Lines::default(),
+            parse: rtl_wmbus_line,
+        }
+    }
+
+    /// rtl_433 JSON lines.
+    pub fn rtl_433() -> Self {
+        Self {
+            lines: Lines::default(),
+            parse: rtl_433_line,
+        }
+    }
+}
+
+impl Host for SdrHost {
     fn push(&mut self, bytes: &[u8]) {
         self.lines.buf.push(bytes);
     }
@@ -117,7 +103,7 @@ impl Host for Rtl433Host {
             Ok(l) => l,
             Err(e) => return Some(e),
         };
-        Some(match rtl_433_line(&line) {
+        Some(match (self.parse)(&line) {
             Ok(r) => Event::Telegram(r),
             Err(reason) => Event::Discarded {
                 bytes: line,
@@ -147,48 +133,70 @@ fn clock(ms: u64) -> String {
 }
 
 /// rtl_wmbus as the simulator prints it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RtlWmbusDevice;
-
-impl Device for RtlWmbusDevice {
-    fn push(&mut self, _bytes: &[u8]) {}
-    fn poll(&mut self) -> Option<Vec<u8>> {
-        None
-    }
-    fn link_mode(&self) -> Option<LinkMode> {
-        None
-    }
-    fn indicate(&self, t: &Indication<'_>) -> Option<Vec<u8>> {
-        let mode = match t.link_mode {
-            LinkMode::C1 | LinkMode::C2 => "C1",
-            LinkMode::S1 | LinkMode::S2 => "S1",
-            _ => "T1",
-        };
-        let rssi = (t.rssi_dbm + 160.0).clamp(0.0, 255.0) as u8;
-        let id: String = t
-            .telegram
-            .get(4..8)
-            .map(|id| id.iter().rev().map(|b| format!("{b:02x}")).collect())
-            .unwrap_or_default();
-        Some(
-            format!(
-                "{mode};1;1;{};{rssi};{rssi};{id};0x{}\n",
-                clock(t.time_ms),
-                hex::encode(t.telegram).to_ascii_lowercase()
-            )
-            .into_bytes(),
+fn rtl_wmbus_print(t: &Indication<'_>) -> Option<Vec<u8>> {
+    let mode = match t.link_mode {
+        LinkMode::C1 | LinkMode::C2 => "C1",
+        LinkMode::S1 | LinkMode::S2 => "S1",
+        _ => "T1",
+    };
+    let rssi = (t.rssi_dbm + 160.0).clamp(0.0, 255.0) as u8;
+    let id: String = t
+        .telegram
+        .get(4..8)
+        .map(|id| id.iter().rev().map(|b| format!("{b:02x}")).collect())
+        .unwrap_or_default();
+    Some(
+        format!(
+            "{mode};1;1;{};{rssi};{rssi};{id};0x{}\n",
+            clock(t.time_ms),
+            hex::encode(t.telegram).to_ascii_lowercase()
         )
-    }
-    fn take_transmitted(&mut self) -> Vec<Vec<u8>> {
-        Vec::new()
-    }
+        .into_bytes(),
+    )
 }
 
 /// rtl_433 JSON as the simulator prints it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rtl433Device;
+fn rtl_433_print(t: &Indication<'_>) -> Option<Vec<u8>> {
+    let mode = match t.link_mode {
+        LinkMode::C1 | LinkMode::C2 => "C",
+        LinkMode::S1 | LinkMode::S2 => "S",
+        _ => "T",
+    };
+    Some(
+        format!(
+            "{{\"time\" : \"{}\", \"model\" : \"Wireless-MBus\", \"mode\" : \"{mode}\", \"data_length\" : {}, \"data\" : \"{}\", \"rssi\" : {:.1}, \"mic\" : \"CRC\"}}\n",
+            clock(t.time_ms),
+            t.telegram.len(),
+            hex::encode(t.telegram),
+            t.rssi_dbm + 60.0
+        )
+        .into_bytes(),
+    )
+}
 
-impl Device for Rtl433Device {
+/// An SDR receiver as the simulator plays it: no dialogue, one line per telegram.
+#[derive(Debug, Clone, Copy)]
+pub struct SdrDevice {
+    print: fn(&Indication<'_>) -> Option<Vec<u8>>,
+}
+
+impl SdrDevice {
+    /// rtl_wmbus lines.
+    pub fn rtl_wmbus() -> Self {
+        Self {
+            print: rtl_wmbus_print,
+        }
+    }
+
+    /// rtl_433 JSON lines.
+    pub fn rtl_433() -> Self {
+        Self {
+            print: rtl_433_print,
+        }
+    }
+}
+
+impl Device for SdrDevice {
     fn push(&mut self, _bytes: &[u8]) {}
     fn poll(&mut self) -> Option<Vec<u8>> {
         None
@@ -197,21 +205,7 @@ impl Device for Rtl433Device {
         None
     }
     fn indicate(&self, t: &Indication<'_>) -> Option<Vec<u8>> {
-        let mode = match t.link_mode {
-            LinkMode::C1 | LinkMode::C2 => "C",
-            LinkMode::S1 | LinkMode::S2 => "S",
-            _ => "T",
-        };
-        Some(
-            format!(
-                "{{\"time\" : \"{}\", \"model\" : \"Wireless-MBus\", \"mode\" : \"{mode}\", \"data_length\" : {}, \"data\" : \"{}\", \"rssi\" : {:.1}, \"mic\" : \"CRC\"}}\n",
-                clock(t.time_ms),
-                t.telegram.len(),
-                hex::encode(t.telegram),
-                t.rssi_dbm + 60.0
-            )
-            .into_bytes(),
-        )
+        (self.print)(t)
     }
     fn take_transmitted(&mut self) -> Vec<Vec<u8>> {
         Vec::new()
