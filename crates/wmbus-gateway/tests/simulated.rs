@@ -128,6 +128,26 @@ fn wmbusd_with(
     cmd.spawn().unwrap()
 }
 
+/// `wmbusd --config FILE`, output and log captured.
+fn wmbusd_config(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wmbusd"))
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The first `n` lines of [`TELEGRAMS`].
+fn first_lines(n: usize) -> String {
+    TELEGRAMS
+        .lines()
+        .take(n)
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Stops the daemon with SIGTERM; its JSON lines and its log.
 fn stop(child: Child) -> (Vec<Value>, String) {
     let status = Command::new("kill")
@@ -168,11 +188,7 @@ fn run_kind(
 ) -> (Vec<Value>, String, u64) {
     let dir = Dir::new(&format!("{test}-{}", kind.name()));
     // Without the mode-7 line: its meter id repeats with another key.
-    let three: String = TELEGRAMS
-        .lines()
-        .take(3)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let three = first_lines(3);
     let (t, k) = files(&dir, &three, KEYS);
     let mut o = options(kind, &t);
     o.link = Some(dir.0.join("dongle"));
@@ -271,11 +287,7 @@ fn replayed_mode7_refused_after_restart() {
 #[test]
 fn duplicates_across_dongles_are_dropped_and_counted() {
     let dir = Dir::new("dedup");
-    let three: String = TELEGRAMS
-        .lines()
-        .take(3)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let three = first_lines(3);
     let (t, k) = files(&dir, &three, KEYS);
     let mut sims = Vec::new();
     let mut config = format!(
@@ -295,13 +307,7 @@ fn duplicates_across_dongles_are_dropped_and_counted() {
     }
     let config_path = dir.0.join("wmbusd.toml");
     std::fs::write(&config_path, config).unwrap();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_wmbusd"))
-        .arg("--config")
-        .arg(&config_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let daemon = wmbusd_config(&config_path);
     for s in sims {
         assert_eq!(s.handle.join().unwrap(), 3);
     }
@@ -315,11 +321,7 @@ fn duplicates_across_dongles_are_dropped_and_counted() {
 #[test]
 fn watchdog_reinitialises_then_reopens() {
     let dir = Dir::new("watchdog");
-    let two: String = TELEGRAMS
-        .lines()
-        .take(2)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let two = first_lines(2);
     let (t, k) = files(&dir, &two, KEYS);
     let mut o = options(Kind::Im871a, &t);
     o.silence_every = 1;
@@ -357,13 +359,7 @@ fn sdr_from_a_command() {
         ),
     )
     .unwrap();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_wmbusd"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let daemon = wmbusd_config(&config);
     thread::sleep(Duration::from_millis(1500));
     let (lines, log) = stop(daemon);
     assert_eq!(statuses(&lines), ["ok"], "{log}");
