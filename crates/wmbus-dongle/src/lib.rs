@@ -30,6 +30,7 @@ use core::str::FromStr;
 
 pub mod amber;
 pub mod cul;
+pub mod dialogue;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hex;

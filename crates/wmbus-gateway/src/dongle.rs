@@ -6,10 +6,11 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep};
 use tokio_util::codec::Framed;
 use tracing::{debug, error, info, warn};
 use wmbus_dongle::codec::HostCodec;
+use wmbus_dongle::dialogue::{Action, Dialogue};
 use wmbus_dongle::{Event, Kind, LinkMode, Received};
 
 /// How one dongle is reached.
@@ -95,10 +96,6 @@ pub enum FromDongle {
     /// Bytes dropped while resynchronising.
     Discarded(usize),
 }
-
-/// Reply timeout per init step, and tries.
-const STEP_TIMEOUT: Duration = Duration::from_secs(2);
-const STEP_TRIES: u32 = 3;
 
 enum End {
     Shutdown,
@@ -287,7 +284,7 @@ async fn session<P: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs the init dialogue; telegrams arriving meanwhile are forwarded.
+/// Runs the init dialogue ([`Dialogue`]); telegrams arriving meanwhile are forwarded.
 async fn init<P: AsyncRead + AsyncWrite + Unpin>(
     name: &str,
     mode: LinkMode,
@@ -299,48 +296,48 @@ async fn init<P: AsyncRead + AsyncWrite + Unpin>(
         .host()
         .init(mode)
         .map_err(|e| e.to_string())?;
-    for step in steps {
-        let mut done = false;
-        for attempt in 1..=STEP_TRIES {
-            framed
-                .send(step.write.clone())
-                .await
-                .map_err(|e| format!("write error: {e}"))?;
-            let Some(expect) = step.expect else {
-                done = true;
-                break;
-            };
-            let waited = timeout(STEP_TIMEOUT, async {
-                while let Some(item) = framed.next().await {
-                    match item {
-                        Ok(Event::Reply(r)) if r.code == expect => return Ok(()),
-                        Ok(Event::Telegram(r)) => {
+    let mut dialogue = Dialogue::new(steps);
+    let started = Instant::now();
+    let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    loop {
+        match dialogue.poll(now()) {
+            Action::Done => return Ok(()),
+            Action::Failed(step) => {
+                error!(dongle = %name, step, "init step failed");
+                return Err(format!("init step '{step}' got no answer"));
+            }
+            Action::Write(bytes) => {
+                if let Some(step) = dialogue.step()
+                    && dialogue.attempt() > 1
+                {
+                    warn!(dongle = %name, step = step.name, attempt = dialogue.attempt(), "no answer: again");
+                }
+                framed
+                    .send(bytes)
+                    .await
+                    .map_err(|e| format!("write error: {e}"))?;
+            }
+            Action::Wait(until) => {
+                let deadline = started + Duration::from_millis(until);
+                tokio::select! {
+                    item = framed.next() => match item {
+                        Some(Ok(Event::Reply(r))) => {
+                            if dialogue.reply(r.code) {
+                                debug!(dongle = %name, code = r.code, "step ok");
+                            }
+                        }
+                        Some(Ok(Event::Telegram(r))) => {
                             let _ = tx.send(FromDongle::Telegram(name.to_string(), r)).await;
                         }
-                        Ok(Event::Discarded { bytes, .. }) => {
+                        Some(Ok(Event::Discarded { bytes, .. })) => {
                             let _ = tx.send(FromDongle::Discarded(bytes.len())).await;
                         }
-                        Ok(Event::Reply(_)) => {}
-                        Err(e) => return Err(format!("read error: {e}")),
-                    }
+                        Some(Err(e)) => return Err(format!("read error: {e}")),
+                        None => return Err("device closed".to_string()),
+                    },
+                    () = tokio::time::sleep_until(deadline) => {}
                 }
-                Err("device closed".to_string())
-            })
-            .await;
-            match waited {
-                Ok(Ok(())) => {
-                    debug!(dongle = %name, step = step.name, "ok");
-                    done = true;
-                    break;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => warn!(dongle = %name, step = step.name, attempt, "no answer"),
             }
         }
-        if !done {
-            error!(dongle = %name, step = step.name, "init step failed");
-            return Err(format!("init step '{}' got no answer", step.name));
-        }
     }
-    Ok(())
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use wmbus_dongle::dialogue::{Action, Dialogue};
 use wmbus_dongle::{Event, Host, Kind, LinkMode, Received};
 use wmbus_host::decoder::{DecodeOptions, Decoder};
 use wmbus_host::keyfile;
@@ -133,7 +134,7 @@ fn read_some(port: &mut dyn Port, host: &mut dyn Host) -> io::Result<usize> {
     }
 }
 
-/// The init dialogue, synchronously; telegrams meanwhile are kept.
+/// The init dialogue ([`Dialogue`]), synchronously; telegrams meanwhile are kept.
 fn init(
     port: &mut dyn Port,
     host: &mut dyn Host,
@@ -141,35 +142,31 @@ fn init(
     started: Instant,
     early: &mut Vec<Received>,
 ) -> Result<()> {
-    for step in host.init(mode).map_err(|e| anyhow::anyhow!("{e}"))? {
-        let mut done = step.expect.is_none();
-        for _ in 0..3 {
-            port.write_all(&step.write)?;
-            port.flush()?;
-            let Some(expect) = step.expect else { break };
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline && !done {
+    let mut dialogue = Dialogue::new(host.init(mode).map_err(|e| anyhow::anyhow!("{e}"))?);
+    loop {
+        match dialogue.poll(now_ms(started)) {
+            Action::Done => return Ok(()),
+            Action::Failed(step) => {
+                bail!("the dongle did not answer '{step}' (wrong kind or speed?)")
+            }
+            Action::Write(bytes) => {
+                port.write_all(&bytes)?;
+                port.flush()?;
+            }
+            Action::Wait(_) => {
                 read_some(port, host)?;
                 while let Some(e) = host.poll(now_ms(started)) {
                     match e {
-                        Event::Reply(r) if r.code == expect => done = true,
+                        Event::Reply(r) => {
+                            dialogue.reply(r.code);
+                        }
                         Event::Telegram(r) => early.push(r),
-                        _ => {}
+                        Event::Discarded { .. } => {}
                     }
                 }
             }
-            if done {
-                break;
-            }
-        }
-        if !done {
-            bail!(
-                "the dongle did not answer '{}' (wrong kind or speed?)",
-                step.name
-            );
         }
     }
-    Ok(())
 }
 
 fn now_ms(started: Instant) -> u64 {
