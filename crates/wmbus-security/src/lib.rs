@@ -59,6 +59,7 @@ extern crate std;
 
 #[cfg(feature = "std")]
 #[doc(hidden)]
+pub mod exchange;
 pub mod fuzzing;
 pub mod kdf;
 pub mod key;

@@ -29,3 +29,287 @@ pub fn mac(app_key: &Key, data: &SecuredData<'_>) -> [u8; 16] {
 pub fn verify(app_key: &Key, data: &SecuredData<'_>) -> Result<(), TagMismatch> {
     verify_truncated(&mac(app_key, data), data.mac)
 }
+
+/// Key transport content (DSI 01h; addendum §5, OMS Annex F F.E.1):
+/// `Key(16) ‖ TargetTime(5 LE) ‖ KeyID ‖ KeyVersion`, 23 bytes before KWP framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTransfer {
+    /// The new key.
+    pub key: Key,
+    /// When it becomes active ([`wmbus_frame::sitp::TARGET_TIME_INVALID`]: transfer only).
+    pub target_time: u64,
+    /// Its KeyID.
+    pub key_id: u8,
+    /// Its version (FFh: the meter picks the next).
+    pub key_version: u8,
+}
+
+/// Combined activate/deactivate content (DSI 03h): `TargetTime(5) ‖ ActKeyID ‖ ActKeyVer ‖
+/// DeactKeyID ‖ DeactKeyVer ‖ Option`, 10 bytes before KWP framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActivateDeactivate {
+    /// When.
+    pub target_time: u64,
+    /// Key to activate: id, version.
+    pub activate: (u8, u8),
+    /// Key to deactivate: id, version.
+    pub deactivate: (u8, u8),
+    /// 01: reset the message counter (MK) or key counter (KeyID ≥ 10h); addendum §5 notes
+    /// an annex example reading it the other way.
+    pub option: u8,
+}
+
+/// Why a wrapped block does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnwrapError {
+    /// KWP integrity check (AIV, MLI or padding) failed: wrong wrapper key or tampering.
+    Integrity,
+    /// The content has the wrong length for its DSI.
+    Length,
+}
+
+impl core::fmt::Display for UnwrapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Integrity => "KWP integrity check failed",
+            Self::Length => "wrapped content has the wrong length",
+        })
+    }
+}
+
+/// SP 800-38F alternative IV of KWP.
+const KWP_AIV: [u8; 4] = [0xA6, 0x59, 0x59, 0xA6];
+
+fn padded_len(len: usize) -> usize {
+    len.div_ceil(8) * 8
+}
+
+/// Wraps `content` as a SITP key block's data (NIST SP 800-38F KWP, RFC 5649): with a
+/// wrapper key (DSH1 names it) the KWP output; without one (DSH1 = FFh) the KWP-formatted
+/// plaintext `A65959A6 ‖ MLI(4 BE) ‖ content ‖ zero padding`, which the transport layer's
+/// encryption then protects (the layout F.E.1 prints).
+pub fn wrap(wrapper: Option<&Key>, content: &[u8]) -> alloc::vec::Vec<u8> {
+    use aes_kw::KwpAes128;
+    use cipher::KeyInit;
+    let mut out = alloc::vec![0u8; 8 + padded_len(content.len())];
+    match wrapper {
+        Some(k) => {
+            let kwp = KwpAes128::new(k.as_bytes().into());
+            let n = kwp.wrap_key(content, &mut out).map_or(0, <[u8]>::len);
+            out.truncate(n);
+        }
+        None => {
+            let mli = u32::try_from(content.len()).unwrap_or(u32::MAX);
+            for (o, b) in out
+                .iter_mut()
+                .zip(KWP_AIV.iter().chain(&mli.to_be_bytes()).chain(content))
+            {
+                *o = *b;
+            }
+        }
+    }
+    out
+}
+
+/// Opens a block's data made by [`wrap`], checking AIV, MLI and padding (in constant time
+/// for the KWP case, by the `aes-kw` crate); the content is zeroized when dropped.
+///
+/// # Errors
+/// [`UnwrapError`].
+pub fn unwrap(
+    wrapper: Option<&Key>,
+    data: &[u8],
+) -> Result<zeroize::Zeroizing<alloc::vec::Vec<u8>>, UnwrapError> {
+    use aes_kw::KwpAes128;
+    use cipher::KeyInit;
+    if data.len() < 16 || !data.len().is_multiple_of(8) {
+        return Err(UnwrapError::Length);
+    }
+    let mut out = zeroize::Zeroizing::new(alloc::vec![0u8; data.len()]);
+    match wrapper {
+        Some(k) => {
+            let kwp = KwpAes128::new(k.as_bytes().into());
+            let n = kwp
+                .unwrap_key(data, out.as_mut_slice())
+                .map_err(|_| UnwrapError::Integrity)?
+                .len();
+            out.truncate(n);
+        }
+        None => {
+            let [a0, a1, a2, a3, m0, m1, m2, m3, rest @ ..] = data else {
+                return Err(UnwrapError::Length);
+            };
+            let mli = u32::from_be_bytes([*m0, *m1, *m2, *m3]);
+            let mli = usize::try_from(mli).map_err(|_| UnwrapError::Integrity)?;
+            let padding_ok = rest
+                .get(mli..)
+                .is_some_and(|p| p.len() < 8 && p.iter().all(|b| *b == 0));
+            if [*a0, *a1, *a2, *a3] != KWP_AIV || mli == 0 || !padding_ok {
+                return Err(UnwrapError::Integrity);
+            }
+            out.truncate(0);
+            out.extend_from_slice(rest.get(..mli).unwrap_or(&[]));
+        }
+    }
+    Ok(out)
+}
+
+fn target_time_bytes(t: u64) -> [u8; 5] {
+    let b = t.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4]]
+}
+
+fn target_time_from(b: &[u8]) -> u64 {
+    let mut t = [0u8; 8];
+    for (o, i) in t.iter_mut().zip(b.iter().take(5)) {
+        *o = *i;
+    }
+    u64::from_le_bytes(t)
+}
+
+impl KeyTransfer {
+    /// The 23 content bytes.
+    pub fn content(&self) -> zeroize::Zeroizing<[u8; 23]> {
+        let mut c = zeroize::Zeroizing::new([0u8; 23]);
+        let tail = target_time_bytes(self.target_time);
+        let tail = tail.iter().chain([&self.key_id, &self.key_version]);
+        for (o, b) in c.iter_mut().zip(self.key.as_bytes().iter().chain(tail)) {
+            *o = *b;
+        }
+        c
+    }
+
+    /// From unwrapped content.
+    ///
+    /// # Errors
+    /// [`UnwrapError::Length`] unless exactly 23 bytes.
+    pub fn parse(content: &[u8]) -> Result<Self, UnwrapError> {
+        let [k @ .., t0, t1, t2, t3, t4, id, version] = content else {
+            return Err(UnwrapError::Length);
+        };
+        let key: [u8; 16] = k.try_into().map_err(|_| UnwrapError::Length)?;
+        Ok(Self {
+            key: Key::new(key),
+            target_time: target_time_from(&[*t0, *t1, *t2, *t3, *t4]),
+            key_id: *id,
+            key_version: *version,
+        })
+    }
+}
+
+impl ActivateDeactivate {
+    /// The 10 content bytes.
+    pub fn content(&self) -> [u8; 10] {
+        let t = target_time_bytes(self.target_time);
+        [
+            t[0],
+            t[1],
+            t[2],
+            t[3],
+            t[4],
+            self.activate.0,
+            self.activate.1,
+            self.deactivate.0,
+            self.deactivate.1,
+            self.option,
+        ]
+    }
+
+    /// From unwrapped content.
+    ///
+    /// # Errors
+    /// [`UnwrapError::Length`] unless exactly 10 bytes.
+    pub fn parse(content: &[u8]) -> Result<Self, UnwrapError> {
+        let [t0, t1, t2, t3, t4, ai, av, di, dv, option] = content else {
+            return Err(UnwrapError::Length);
+        };
+        Ok(Self {
+            target_time: target_time_from(&[*t0, *t1, *t2, *t3, *t4]),
+            activate: (*ai, *av),
+            deactivate: (*di, *dv),
+            option: *option,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> Key {
+        Key::new([b; 16])
+    }
+
+    /// The plaintext layout OMS Annex F F.E.1 prints for a key transfer: `A65959A6 ‖
+    /// 00000017 ‖ Key ‖ TargetTime ‖ KeyID ‖ KeyVersion ‖ 00`, 32 bytes (BL 26h with the
+    /// 6-byte block header).
+    #[test]
+    fn key_transfer_plaintext_layout() {
+        let t = KeyTransfer {
+            key: Key::new(*b"0123456789abcdef"),
+            target_time: wmbus_frame::sitp::TARGET_TIME_IMMEDIATE,
+            key_id: 0x20,
+            key_version: 0x01,
+        };
+        let data = wrap(None, &*t.content());
+        assert_eq!(data.len(), 32);
+        assert_eq!(&data[..8], &[0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, 0x17]);
+        assert_eq!(&data[8..24], b"0123456789abcdef");
+        assert_eq!(&data[24..], &[0, 0, 0, 0, 0x30, 0x20, 0x01, 0x00]);
+        assert_eq!(6 + data.len(), 0x26);
+        let back = unwrap(None, &data).unwrap();
+        assert_eq!(KeyTransfer::parse(&back).unwrap(), t);
+    }
+
+    /// RFC 5649 §6 gives KWP vectors only for a 192-bit KEK; the 128-bit case is checked
+    /// both ways here and by the `aes-kw` crate's own CAVP tests.
+    #[test]
+    fn kwp_wraps_and_refuses_the_wrong_key_or_a_flipped_bit() {
+        let t = KeyTransfer {
+            key: key(0x42),
+            target_time: 0x30_8000_0000,
+            key_id: 0,
+            key_version: 0xFF,
+        };
+        let wrapped = wrap(Some(&key(1)), &*t.content());
+        assert_eq!(wrapped.len(), 32);
+        assert_ne!(&wrapped[..4], &KWP_AIV);
+        assert_eq!(
+            KeyTransfer::parse(&unwrap(Some(&key(1)), &wrapped).unwrap()).unwrap(),
+            t
+        );
+        assert_eq!(
+            unwrap(Some(&key(2)), &wrapped).unwrap_err(),
+            UnwrapError::Integrity
+        );
+        for i in 0..wrapped.len() {
+            let mut bad = wrapped.clone();
+            bad[i] ^= 0x10;
+            assert!(unwrap(Some(&key(1)), &bad).is_err(), "bit in byte {i}");
+        }
+    }
+
+    #[test]
+    fn activate_deactivate_round_trip_and_framing() {
+        let a = ActivateDeactivate {
+            target_time: wmbus_frame::sitp::TARGET_TIME_IMMEDIATE,
+            activate: (0, 1),
+            deactivate: (0, 0),
+            option: 1,
+        };
+        let data = wrap(None, &a.content());
+        assert_eq!(&data[..8], &[0xA6, 0x59, 0x59, 0xA6, 0, 0, 0, 0x0A]);
+        assert_eq!(data.len(), 24);
+        assert_eq!(
+            ActivateDeactivate::parse(&unwrap(None, &data).unwrap()).unwrap(),
+            a
+        );
+        // Framing errors: AIV, MLI beyond the data, non-zero padding, short input.
+        for (i, v) in [(0usize, 0xA7u8), (7, 0x20), (23, 1)] {
+            let mut bad = data.clone();
+            bad[i] = v;
+            assert_eq!(unwrap(None, &bad).unwrap_err(), UnwrapError::Integrity);
+        }
+        assert_eq!(unwrap(None, &data[..8]).unwrap_err(), UnwrapError::Length);
+    }
+}
