@@ -752,6 +752,20 @@ fn key(desc: &Description) -> Result<Option<Key>, EncodeError> {
 /// # Errors
 /// [`EncodeError`] naming what is wrong.
 pub fn encode(desc: &Description) -> Result<Encoded, EncodeError> {
+    encode_with(desc, key(desc)?.as_ref(), None)
+}
+
+/// [`encode`] with the key given as a [`Key`] (zeroized, never in a string) instead of the
+/// description's, and optionally the application data as bytes instead of its records
+/// (2F2F is still put in front for modes 5 and 7).
+///
+/// # Errors
+/// [`EncodeError`] naming what is wrong.
+pub fn encode_with(
+    desc: &Description,
+    key: Option<&Key>,
+    application_data: Option<&[u8]>,
+) -> Result<Encoded, EncodeError> {
     let meter = desc.meter.to_address()?;
     let sender = match &desc.link.address {
         Some(a) => a.to_address()?,
@@ -763,8 +777,13 @@ pub fn encode(desc: &Description) -> Result<Encoded, EncodeError> {
     if matches!(mode, 5 | 7) {
         application.extend([0x2F, 0x2F]);
     }
-    for r in &desc.records {
-        application.extend(encode_record(r)?);
+    match application_data {
+        Some(data) => application.extend_from_slice(data),
+        None => {
+            for r in &desc.records {
+                application.extend(encode_record(r)?);
+            }
+        }
     }
     // Transport header.
     let ci = CiField(t.ci.unwrap_or(match t.header {
@@ -965,9 +984,9 @@ pub fn encode(desc: &Description) -> Result<Encoded, EncodeError> {
         }
     };
     let mut keys = MemoryKeyStore::new();
-    if let Some(k) = key(desc)? {
+    if let Some(k) = key {
         keys.insert(None, meter.address.ident, None, k.clone());
-        keys.insert(None, sender.address.ident, None, k);
+        keys.insert(None, sender.address.ident, None, k.clone());
     } else if mode != 0 || desc.ell.as_ref().is_some_and(|e| e.encrypt) {
         return err("this security needs a key");
     }

@@ -12,6 +12,7 @@ pub mod encode;
 pub mod input;
 pub mod json;
 pub mod keyfile;
+pub mod partner;
 pub mod records;
 pub mod render;
 pub mod report;

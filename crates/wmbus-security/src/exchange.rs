@@ -61,10 +61,13 @@ impl Default for Policy {
 pub enum Expect {
     /// Nothing: the exchange ends when the request is sent (CNF-IR, ACK).
     Nothing,
-    /// An answer carrying this transport access number.
+    /// An answer echoing the request's access numbers: the TPL one where the answer has a
+    /// transport header (N.8, N.12), else the ELL one (later fragments, N.3.4).
     Answer {
-        /// The request's TPL ACC, which the answer echoes.
-        access_number: u8,
+        /// The request's TPL ACC (`None`: the request had no transport layer).
+        access_number: Option<u8>,
+        /// The request's ELL ACC.
+        ell_access_number: Option<u8>,
     },
 }
 
@@ -251,18 +254,30 @@ impl Exchange {
         if !same_meter(&from, &self.meter) {
             return Handled::Ignored;
         }
-        if let (State::Sent { .. }, Expect::Answer { access_number }) = (&self.state, self.expect) {
+        if let (
+            State::Sent { .. },
+            Expect::Answer {
+                access_number,
+                ell_access_number,
+            },
+        ) = (&self.state, self.expect)
+        {
             let control = frame.repr.link.control();
             let answer_kind = matches!(
                 control,
                 ControlField::ACK | ControlField::NACK | ControlField::RSP_UD
             );
-            let echoed = frame
+            let tpl = frame
                 .repr
                 .transport
                 .tpl
                 .and_then(|t| t.header)
-                .is_some_and(|h| h.access_number == access_number);
+                .map(|h| h.access_number);
+            let ell = frame.repr.ell.map(|e| e.access_number);
+            let echoed = match (access_number, tpl) {
+                (Some(want), Some(got)) => want == got,
+                _ => ell_access_number.is_some() && ell_access_number == ell,
+            };
             if answer_kind && echoed {
                 self.state = State::Idle;
                 return Handled::Answer(frame.bytes.to_vec());
@@ -314,7 +329,8 @@ mod tests {
             Instant(0),
             vec![1, 2, 3],
             Expect::Answer {
-                access_number: 0x51,
+                access_number: Some(0x51),
+                ell_access_number: Some(0x23),
             },
         );
         assert_eq!(x.poll(Instant(10)), Action::Wait(Instant(120_000)));
@@ -334,7 +350,8 @@ mod tests {
             Instant(0),
             vec![9],
             Expect::Answer {
-                access_number: 0x52,
+                access_number: Some(0x52),
+                ell_access_number: Some(0x23),
             },
         );
         handle(&mut x, 1, N121);
@@ -353,7 +370,8 @@ mod tests {
             Instant(0),
             vec![7],
             Expect::Answer {
-                access_number: 0x51,
+                access_number: Some(0x51),
+                ell_access_number: Some(0x23),
             },
         );
         handle(&mut x, 0, N121);

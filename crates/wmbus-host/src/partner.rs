@@ -1,0 +1,558 @@
+//! The partner's side of bidirectional exchanges (gateway, head-end, `wmbus meter`): the
+//! messages it sends to a meter, the access numbers and counters it keeps per meter, and
+//! what the meter's answers say. Timing and retries are [`wmbus_security::exchange`]'s.
+//!
+//! Layouts follow OMS Vol2 Annex N, byte for byte (tests in `tests/partner.rs`):
+//! - CNF-IR (N.7): ELL CC 84h and TPL CI 80h, both access numbers echoing the SND-IR;
+//! - REQ-UD2 (N.3.3): CI 80h; a request for the next fragment takes a new ELL access number
+//!   and keeps the TPL one (N.3.4, N.3.5);
+//! - SND-NKE (N.11);
+//! - SND-UD (N.8.2): long TPL header with the meter's address, mode 5 with the IV from the
+//!   meter's address and the partner's access number, or mode 7;
+//! - SITP command (N.12.2): SND-UD2, CI C3h, mode 7 with the partner's counter C_GW in
+//!   AFL.MCR and keys Lenc/Lmac (derivation constants 10h/11h).
+//!
+//! The partner's status byte carries the meter's RSSI as received, `(dBm + 130) / 2`, 00h
+//! when unknown (N.3.3 17h = −84 dBm, N.12.2 20h = −66 dBm).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use wmbus_frame::codepoints::{ControlField, Ident, ManufacturerCode, MeterAddress};
+use wmbus_frame::dll::DllRepr;
+use wmbus_frame::ell::{CommunicationControl, EllRepr};
+use wmbus_frame::frame::{Frame, FrameRepr, Link, Transport};
+use wmbus_frame::sitp::{Block, BlockControl, Blocks, DataInfo};
+use wmbus_security::exchange::Expect;
+use wmbus_security::key::Key;
+
+use crate::encode::{
+    AddressDesc, AflDesc, CField, Description, EllDesc, EncodeError, FormatDesc, HeaderDesc,
+    LinkDesc, TplDesc, encode_with,
+};
+
+/// Communication control of partner messages: bidirectional and accessible (84h in every
+/// partner frame of Annex N).
+pub const PARTNER_COMMUNICATION_CONTROL: u8 = 0x84;
+
+/// Transport security of partner messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// None (SND-NKE, REQ-UD2, CNF-IR never carry any).
+    None,
+    /// Mode 5 (OMS security profile A).
+    Mode5,
+    /// Mode 7 with AFL MAC (profile B).
+    Mode7,
+}
+
+/// What the partner keeps per meter, persisted between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Session {
+    /// Last ELL access number used.
+    pub ell_access_number: u8,
+    /// Last TPL access number used.
+    pub tpl_access_number: u8,
+    /// Last partner message counter C_GW used (mode 7, AFL.MCR).
+    pub counter: u32,
+    /// FCB of the last REQ-UD2 (alternates: 7Bh, 5Bh, 7Bh in N.3).
+    pub frame_count_bit: bool,
+}
+
+/// A message to send and what answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// L-field first, no CRCs.
+    pub bytes: Vec<u8>,
+    /// What to wait for.
+    pub expect: Expect,
+    /// For messages: "REQ-UD2", "SITP command", …
+    pub name: &'static str,
+}
+
+/// The partner: its own link address and its sessions.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    /// The partner's link address.
+    pub address: MeterAddress,
+    sessions: BTreeMap<(u16, u32), Session>,
+}
+
+/// RSSI to the partner status byte.
+pub fn rssi_status(rssi_dbm: Option<f32>) -> u8 {
+    match rssi_dbm {
+        None => 0,
+        Some(d) => {
+            let n = ((d + 130.0) / 2.0).round();
+            if n.is_nan() {
+                0
+            } else {
+                n.clamp(1.0, 255.0) as u8
+            }
+        }
+    }
+}
+
+fn address_desc(a: &MeterAddress) -> AddressDesc {
+    AddressDesc {
+        manufacturer: a.manufacturer.to_string(),
+        id: a.address.ident.to_string(),
+        version: a.address.version,
+        device_type: a.address.device_type.0,
+    }
+}
+
+fn session_key(meter: &MeterAddress) -> (u16, u32) {
+    (meter.manufacturer.0, meter.address.ident.0)
+}
+
+impl Partner {
+    /// A partner with no sessions yet.
+    pub fn new(address: MeterAddress) -> Self {
+        Self {
+            address,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// The session with `meter` (a fresh one if none).
+    pub fn session(&self, meter: &MeterAddress) -> Session {
+        self.sessions
+            .get(&session_key(meter))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the session with `meter`.
+    pub fn set_session(&mut self, meter: &MeterAddress, session: Session) {
+        self.sessions.insert(session_key(meter), session);
+    }
+
+    /// After the meter's key (and counters) were reset (combined activate/deactivate with
+    /// option 1; addendum §7): the partner's counter starts again.
+    pub fn reset_counter(&mut self, meter: &MeterAddress) {
+        let mut s = self.session(meter);
+        s.counter = 0;
+        self.set_session(meter, s);
+    }
+
+    fn description(
+        &self,
+        meter: &MeterAddress,
+        control: ControlField,
+        ci: u8,
+        session: &Session,
+        status: u8,
+        security: Security,
+    ) -> Description {
+        let (ell_access_number, tpl_access_number, counter) = (
+            session.ell_access_number,
+            session.tpl_access_number,
+            session.counter,
+        );
+        let mode7 = security == Security::Mode7;
+        Description {
+            meter: address_desc(meter),
+            key: None,
+            link: LinkDesc {
+                c_field: Some(CField::Number(control.0)),
+                address: Some(address_desc(&self.address)),
+                format: FormatDesc::None,
+                primary_address: None,
+            },
+            ell: Some(EllDesc {
+                communication_control: PARTNER_COMMUNICATION_CONTROL,
+                access_number: Some(ell_access_number),
+                ..EllDesc::default()
+            }),
+            afl: mode7.then(|| AflDesc {
+                authentication_type: Some(5),
+                message_counter: Some(counter),
+                ..AflDesc::default()
+            }),
+            tpl: TplDesc {
+                ci: Some(ci),
+                header: HeaderDesc::Long,
+                access_number: tpl_access_number,
+                status,
+                security_mode: match security {
+                    Security::None => 0,
+                    Security::Mode5 => 5,
+                    Security::Mode7 => 7,
+                },
+                ..TplDesc::default()
+            },
+            records: Vec::new(),
+        }
+    }
+
+    fn build(
+        desc: &Description,
+        key: Option<&Key>,
+        application: &[u8],
+    ) -> Result<Vec<u8>, EncodeError> {
+        encode_with(desc, key, Some(application))?
+            .frames
+            .into_iter()
+            .next()
+            .ok_or_else(|| EncodeError("nothing encoded".into()))
+    }
+
+    /// Next access numbers (and counter) for a new request.
+    fn next(&mut self, meter: &MeterAddress, new_tpl: bool) -> Session {
+        let mut s = self.session(meter);
+        s.ell_access_number = s.ell_access_number.wrapping_add(1);
+        if new_tpl {
+            s.tpl_access_number = s.tpl_access_number.wrapping_add(1);
+            s.counter = s.counter.wrapping_add(1);
+        }
+        self.set_session(meter, s);
+        s
+    }
+
+    /// CNF-IR confirming an installation request: echoes the request's ELL and TPL access
+    /// numbers (N.7). Nothing answers it; the meter's next frame shows whether it took.
+    ///
+    /// # Errors
+    /// [`EncodeError`] when `installation_request` has no transport header.
+    pub fn confirm_installation(
+        &self,
+        installation_request: &Frame<'_>,
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        let meter = installation_request
+            .meter()
+            .ok_or_else(|| EncodeError("no meter address".into()))?;
+        let tpl_access_number = installation_request
+            .repr
+            .transport
+            .tpl
+            .and_then(|t| t.header)
+            .map(|h| h.access_number)
+            .ok_or_else(|| EncodeError("the installation request has no TPL header".into()))?;
+        let ell_access_number = installation_request
+            .repr
+            .ell
+            .map_or(tpl_access_number, |e| e.access_number);
+        let desc = self.description(
+            &meter,
+            ControlField::CNF_IR,
+            0x80,
+            &Session {
+                ell_access_number,
+                tpl_access_number,
+                ..Session::default()
+            },
+            rssi_status(rssi_dbm),
+            Security::None,
+        );
+        Ok(Request {
+            bytes: Self::build(&desc, None, &[])?,
+            expect: Expect::Nothing,
+            name: "CNF-IR",
+        })
+    }
+
+    /// SND-NKE (N.11): resets the meter's link; answered by an ACK.
+    ///
+    /// # Errors
+    /// [`EncodeError`].
+    pub fn reset_link(
+        &mut self,
+        meter: &MeterAddress,
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        let s = self.next(meter, true);
+        let desc = self.description(
+            meter,
+            ControlField::SND_NKE,
+            0x80,
+            &s,
+            rssi_status(rssi_dbm),
+            Security::None,
+        );
+        Ok(Request {
+            bytes: Self::build(&desc, None, &[])?,
+            expect: Expect::Answer {
+                access_number: Some(s.tpl_access_number),
+                ell_access_number: Some(s.ell_access_number),
+            },
+            name: "SND-NKE",
+        })
+    }
+
+    /// REQ-UD2 (N.3.3): asks for the meter's data, ELL I and TPL CI 80h. With
+    /// `next_fragment` it asks for the next fragment of the answer being read (N.3.4): a new
+    /// ELL access number in an ELL III addressed to the meter, no transport layer. FCB
+    /// alternates from one REQ-UD2 to the next.
+    ///
+    /// # Errors
+    /// [`EncodeError`].
+    pub fn request_data(
+        &mut self,
+        meter: &MeterAddress,
+        rssi_dbm: Option<f32>,
+        next_fragment: bool,
+    ) -> Result<Request, EncodeError> {
+        let mut s = self.next(meter, !next_fragment);
+        s.frame_count_bit = !s.frame_count_bit;
+        self.set_session(meter, s);
+        let control = if s.frame_count_bit {
+            ControlField::REQ_UD2_FCB
+        } else {
+            ControlField::REQ_UD2
+        };
+        if next_fragment {
+            let repr = FrameRepr {
+                link: Link::Wireless(DllRepr {
+                    control,
+                    address: self.address,
+                }),
+                ell: Some(EllRepr {
+                    communication_control: CommunicationControl(PARTNER_COMMUNICATION_CONTROL),
+                    access_number: s.ell_access_number,
+                    address: Some(*meter),
+                    session_number: None,
+                }),
+                transport: Transport::default(),
+            };
+            let mut out = vec![0u8; repr.buffer_len()];
+            let n = repr
+                .emit(&mut out)
+                .map_err(|e| EncodeError(e.to_string()))?;
+            out.truncate(n);
+            return Ok(Request {
+                bytes: out,
+                expect: Expect::Answer {
+                    access_number: None,
+                    ell_access_number: Some(s.ell_access_number),
+                },
+                name: "REQ-UD2 (next fragment)",
+            });
+        }
+        let desc = self.description(
+            meter,
+            control,
+            0x80,
+            &s,
+            rssi_status(rssi_dbm),
+            Security::None,
+        );
+        Ok(Request {
+            bytes: Self::build(&desc, None, &[])?,
+            expect: Expect::Answer {
+                access_number: Some(s.tpl_access_number),
+                ell_access_number: Some(s.ell_access_number),
+            },
+            name: "REQ-UD2",
+        })
+    }
+
+    /// SND-UD with a command (CI 5Bh, long header; N.8.2 uses 6Ch for a clock command):
+    /// `data` is the command's records; answered by an ACK.
+    ///
+    /// # Errors
+    /// [`EncodeError`], e.g. no key for a secured command.
+    pub fn command(
+        &mut self,
+        meter: &MeterAddress,
+        ci: u8,
+        data: &[u8],
+        security: Security,
+        key: Option<&Key>,
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        let s = self.next(meter, true);
+        let desc = self.description(
+            meter,
+            ControlField::SND_UD,
+            ci,
+            &s,
+            rssi_status(rssi_dbm),
+            security,
+        );
+        Ok(Request {
+            bytes: Self::build(&desc, key, data)?,
+            expect: Expect::Answer {
+                access_number: Some(s.tpl_access_number),
+                ell_access_number: Some(s.ell_access_number),
+            },
+            name: "SND-UD",
+        })
+    }
+
+    /// A SITP command (N.12.2): SND-UD2, CI C3h, mode 7 under the meter's master key with
+    /// the partner's counter; `blocks` are the SITP blocks in clear. Answered by RSP-UD
+    /// CI C4h.
+    ///
+    /// # Errors
+    /// [`EncodeError`].
+    pub fn sitp(
+        &mut self,
+        meter: &MeterAddress,
+        master_key: &Key,
+        blocks: &[u8],
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        let s = self.next(meter, true);
+        let desc = self.description(
+            meter,
+            ControlField::SND_UD2,
+            0xC3,
+            &s,
+            rssi_status(rssi_dbm),
+            Security::Mode7,
+        );
+        Ok(Request {
+            bytes: Self::build(&desc, Some(master_key), blocks)?,
+            expect: Expect::Answer {
+                access_number: Some(s.tpl_access_number),
+                ell_access_number: Some(s.ell_access_number),
+            },
+            name: "SITP command",
+        })
+    }
+
+    /// The sessions as text: one line per meter, `MFR.ID ell=N tpl=N counter=N`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("# wmbus partner sessions: access numbers and counter C_GW\n");
+        for ((m, id), s) in &self.sessions {
+            let _ = writeln!(
+                out,
+                "{}.{} ell={} tpl={} counter={} fcb={}",
+                ManufacturerCode(*m),
+                Ident(*id),
+                s.ell_access_number,
+                s.tpl_access_number,
+                s.counter,
+                u8::from(s.frame_count_bit)
+            );
+        }
+        out
+    }
+
+    /// Reads [`Self::to_text`]'s lines; returns how many lines did not parse (skipped).
+    pub fn load_text(&mut self, text: &str) -> usize {
+        let mut bad = 0;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_session_line(line) {
+                Some((key, s)) => {
+                    self.sessions.insert(key, s);
+                }
+                None => bad += 1,
+            }
+        }
+        bad
+    }
+}
+
+fn parse_session_line(line: &str) -> Option<((u16, u32), Session)> {
+    let mut words = line.split_whitespace();
+    let (m, id) = words.next()?.split_once('.')?;
+    let key = (ManufacturerCode::parse(m)?.0, Ident::parse(id)?.0);
+    let mut s = Session::default();
+    for w in words {
+        let (k, v) = w.split_once('=')?;
+        match k {
+            "ell" => s.ell_access_number = v.parse().ok()?,
+            "tpl" => s.tpl_access_number = v.parse().ok()?,
+            "counter" => s.counter = v.parse().ok()?,
+            "fcb" => s.frame_count_bit = v == "1",
+            _ => return None,
+        }
+    }
+    Some((key, s))
+}
+
+/// One SITP block of an answer, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerBlock {
+    /// BID.
+    pub block_id: u8,
+    /// BCF (a response: command | 80h).
+    pub control: BlockControl,
+    /// DSI.
+    pub data_info: DataInfo,
+    /// DSH1, DSH2.
+    pub headers: (u8, u8),
+    /// DS.
+    pub data: Vec<u8>,
+}
+
+/// The SITP blocks of an application layer: after `2F2F`, up to BL = 0 or the end; trailing
+/// 2Fh fillers are idle bytes (as in records).
+///
+/// # Errors
+/// The first malformed block, with its offset.
+pub fn sitp_blocks(application: &[u8]) -> Result<Vec<AnswerBlock>, wmbus_frame::Error> {
+    let body = application
+        .strip_prefix(&[0x2F, 0x2F])
+        .unwrap_or(application);
+    let base = application.len() - body.len();
+    let end = body.iter().rposition(|b| *b != 0x2F).map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    for b in Blocks::new(body.get(..end).unwrap_or(&[]), base) {
+        let b = b?;
+        out.push(AnswerBlock {
+            block_id: b.block_id,
+            control: b.control,
+            data_info: b.data_info,
+            headers: (b.header1, b.header2),
+            data: b.data.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// Emits blocks one after another.
+///
+/// # Errors
+/// A block too long for BL.
+pub fn emit_blocks(blocks: &[Block<'_>]) -> Result<Vec<u8>, wmbus_frame::Error> {
+    let mut out = vec![0u8; blocks.iter().map(Block::buffer_len).sum()];
+    let mut at = 0;
+    for b in blocks {
+        at += b.emit(out.get_mut(at..).unwrap_or(&mut []))?;
+    }
+    out.truncate(at);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rssi_codes_of_annex_n() {
+        assert_eq!(rssi_status(Some(-84.0)), 0x17);
+        assert_eq!(rssi_status(Some(-80.0)), 0x19);
+        assert_eq!(rssi_status(Some(-66.0)), 0x20);
+        assert_eq!(rssi_status(None), 0);
+        assert_eq!(rssi_status(Some(-200.0)), 1);
+        assert_eq!(rssi_status(Some(f32::NAN)), 0);
+    }
+
+    #[test]
+    fn sessions_survive_text() {
+        let me = MeterAddress::from_link_bytes([0x3A, 0x63, 0x21, 0x43, 0x65, 0x87, 0x08, 0x31]);
+        let meter = MeterAddress::from_link_bytes([0x3A, 0x63, 0x78, 0x56, 0x34, 0x12, 0x55, 0x20]);
+        let mut p = Partner::new(me);
+        p.set_session(
+            &meter,
+            Session {
+                ell_access_number: 0x23,
+                tpl_access_number: 0x51,
+                counter: 2800,
+                frame_count_bit: true,
+            },
+        );
+        let mut q = Partner::new(me);
+        assert_eq!(q.load_text(&p.to_text()), 0);
+        assert_eq!(q.session(&meter), p.session(&meter));
+        assert_eq!(q.load_text("XYZ.1 ell=x\n"), 1);
+    }
+}
