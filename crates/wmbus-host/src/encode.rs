@@ -59,7 +59,11 @@ pub struct AddressDesc {
 }
 
 impl AddressDesc {
-    fn to_address(&self) -> Result<MeterAddress, EncodeError> {
+    /// The address this describes.
+    ///
+    /// # Errors
+    /// A manufacturer that is not three letters, an id that is not hex.
+    pub fn to_address(&self) -> Result<MeterAddress, EncodeError> {
         let Some(manufacturer) = ManufacturerCode::parse(&self.manufacturer) else {
             return err(format!(
                 "manufacturer {:?} is not three letters",

@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
+pub mod meter;
+
 use std::fs::File;
 use std::io::{Read, Write};
 
