@@ -76,6 +76,8 @@ pub struct Partner {
     /// The partner's link address.
     pub address: MeterAddress,
     sessions: BTreeMap<(u16, u32), Session>,
+    /// Last KeyCounter used per meter and application key (SITP secured data).
+    key_counters: BTreeMap<(u16, u32, u8), u32>,
 }
 
 /// RSSI to the partner status byte.
@@ -112,7 +114,35 @@ impl Partner {
         Self {
             address,
             sessions: BTreeMap::new(),
+            key_counters: BTreeMap::new(),
         }
+    }
+
+    /// The next KeyCounter for an application key of `meter` (one above the last used),
+    /// recorded as used.
+    pub fn next_key_counter(&mut self, meter: &MeterAddress, key_id: u8) -> u32 {
+        let (m, id) = session_key(meter);
+        let c = self.key_counters.entry((m, id, key_id)).or_insert(0);
+        *c = c.wrapping_add(1);
+        let c = *c;
+        self.sessions.entry((m, id)).or_default();
+        c
+    }
+
+    /// Sets the last KeyCounter used (e.g. from the meter's key list).
+    pub fn set_key_counter(&mut self, meter: &MeterAddress, key_id: u8, counter: u32) {
+        let (m, id) = session_key(meter);
+        self.key_counters.insert((m, id, key_id), counter);
+        self.sessions.entry((m, id)).or_default();
+    }
+
+    /// The last KeyCounter used.
+    pub fn key_counter(&self, meter: &MeterAddress, key_id: u8) -> u32 {
+        let (m, id) = session_key(meter);
+        self.key_counters
+            .get(&(m, id, key_id))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The session with `meter` (a fresh one if none).
@@ -427,6 +457,13 @@ impl Partner {
                 s.counter,
                 u8::from(s.frame_count_bit)
             );
+            if out.ends_with('\n') {
+                out.pop();
+            }
+            for ((_, _, key_id), c) in self.key_counters.range((*m, *id, 0)..=(*m, *id, 0xFF)) {
+                let _ = write!(out, " kc{key_id:02X}={c}");
+            }
+            out.push('\n');
         }
         out
     }
@@ -440,8 +477,11 @@ impl Partner {
                 continue;
             }
             match parse_session_line(line) {
-                Some((key, s)) => {
+                Some((key, s, counters)) => {
                     self.sessions.insert(key, s);
+                    for (key_id, c) in counters {
+                        self.key_counters.insert((key.0, key.1, key_id), c);
+                    }
                 }
                 None => bad += 1,
             }
@@ -450,13 +490,20 @@ impl Partner {
     }
 }
 
-fn parse_session_line(line: &str) -> Option<((u16, u32), Session)> {
+type SessionLine = ((u16, u32), Session, Vec<(u8, u32)>);
+
+fn parse_session_line(line: &str) -> Option<SessionLine> {
     let mut words = line.split_whitespace();
     let (m, id) = words.next()?.split_once('.')?;
     let key = (ManufacturerCode::parse(m)?.0, Ident::parse(id)?.0);
     let mut s = Session::default();
+    let mut counters = Vec::new();
     for w in words {
         let (k, v) = w.split_once('=')?;
+        if let Some(id) = k.strip_prefix("kc") {
+            counters.push((u8::from_str_radix(id, 16).ok()?, v.parse().ok()?));
+            continue;
+        }
         match k {
             "ell" => s.ell_access_number = v.parse().ok()?,
             "tpl" => s.tpl_access_number = v.parse().ok()?,
@@ -465,7 +512,116 @@ fn parse_session_line(line: &str) -> Option<((u16, u32), Session)> {
             _ => return None,
         }
     }
-    Some((key, s))
+    Some((key, s, counters))
+}
+
+/// A SITP block of end-to-end secured application data (BCF 20h, DSI 32h, PID 01h M-Bus
+/// APDU, TargetTime immediate; N.12.2): `KeyCounter ‖ TargetTime ‖ PID ‖ APDU ‖ CMAC-8`
+/// under the application key `key_id`/`key_version`.
+///
+/// # Errors
+/// An APDU too long for a block.
+pub fn secured_data_block(
+    block_id: u8,
+    key_id: u8,
+    key_version: u8,
+    key: &Key,
+    key_counter: u32,
+    apdu: &[u8],
+) -> Result<Vec<u8>, wmbus_frame::Error> {
+    use wmbus_frame::sitp::{SecuredData, TARGET_TIME_IMMEDIATE};
+    let data = SecuredData {
+        key_counter,
+        target_time: TARGET_TIME_IMMEDIATE,
+        protocol: 0x01,
+        apdu,
+        mac: &[],
+    };
+    let mac = wmbus_security::sitp::mac(key, &data);
+    let mut ds = Vec::with_capacity(18 + apdu.len());
+    ds.extend(key_counter.to_le_bytes());
+    ds.extend(TARGET_TIME_IMMEDIATE.to_le_bytes().get(..5).unwrap_or(&[]));
+    ds.push(0x01);
+    ds.extend_from_slice(apdu);
+    ds.extend(mac.get(..8).unwrap_or(&[]));
+    emit_blocks(&[Block {
+        offset: 0,
+        block_id,
+        control: BlockControl::SECURED_DATA,
+        recipient: 0,
+        data_info: DataInfo::CMAC8,
+        header1: key_id,
+        header2: key_version,
+        data: &ds,
+    }])
+}
+
+/// The two blocks of a key rotation: transfer the new key (BCF 00h, DSI 01h, TargetTime
+/// "do not activate"), then activate it and deactivate the old one at once (BCF 04h, DSI 03h,
+/// option 01h: reset the counters), both KWP-wrapped with `wrapper` (DSH1 = its id and
+/// version) or, without one, KWP-framed (DSH1 = FFh) inside the transport encryption.
+///
+/// # Errors
+/// Blocks too long (not with these sizes).
+pub fn key_rotation_blocks(
+    key_id: u8,
+    old_version: u8,
+    new_version: u8,
+    new_key: &Key,
+    wrapper: Option<(u8, u8, &Key)>,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, wmbus_frame::Error> {
+    use wmbus_frame::sitp::{TARGET_TIME_IMMEDIATE, TARGET_TIME_INVALID};
+    use wmbus_security::sitp::{ActivateDeactivate, KeyTransfer, wrap};
+    let transfer = KeyTransfer {
+        key: new_key.clone(),
+        target_time: TARGET_TIME_INVALID,
+        key_id,
+        key_version: new_version,
+    };
+    let activation = ActivateDeactivate {
+        target_time: TARGET_TIME_IMMEDIATE,
+        activate: (key_id, new_version),
+        deactivate: (key_id, old_version),
+        option: 0x01,
+    };
+    let (h1, h2, wk) = match wrapper {
+        Some((id, version, k)) => (id, version, Some(k)),
+        None => (0xFF, 0xFF, None),
+    };
+    let first = zeroize::Zeroizing::new(wrap(wk, &*transfer.content()));
+    let second = wrap(wk, &activation.content());
+    Ok(zeroize::Zeroizing::new(emit_blocks(&[
+        Block {
+            offset: 0,
+            block_id: 1,
+            control: BlockControl::TRANSFER,
+            recipient: 0,
+            data_info: DataInfo::KEY_KWP,
+            header1: h1,
+            header2: h2,
+            data: &first,
+        },
+        Block {
+            offset: 0,
+            block_id: 2,
+            control: BlockControl::ACTIVATE_DEACTIVATE,
+            recipient: 0,
+            data_info: DataInfo::ACTIVATE_DEACTIVATE_KWP,
+            header1: h1,
+            header2: h2,
+            data: &second,
+        },
+    ])?))
+}
+
+/// The meter's key list (DSI 23h, addendum §5): `KeyID ‖ KeyVer ‖ KeyCounter(4 LE)` each.
+pub fn key_counters(data: &[u8]) -> Vec<(u8, u8, u32)> {
+    data.chunks_exact(6)
+        .map(|c| match c {
+            [id, version, a, b, d, e] => (*id, *version, u32::from_le_bytes([*a, *b, *d, *e])),
+            _ => (0, 0, 0),
+        })
+        .collect()
 }
 
 /// One SITP block of an answer, owned.
@@ -554,5 +710,14 @@ mod tests {
         assert_eq!(q.load_text(&p.to_text()), 0);
         assert_eq!(q.session(&meter), p.session(&meter));
         assert_eq!(q.load_text("XYZ.1 ell=x\n"), 1);
+        p.set_key_counter(&meter, 0x20, 14);
+        assert_eq!(p.next_key_counter(&meter, 0x20), 15);
+        let mut r = Partner::new(me);
+        r.load_text(&p.to_text());
+        assert_eq!(r.key_counter(&meter, 0x20), 15);
+        assert!(
+            p.to_text()
+                .contains("XYZ.12345678 ell=35 tpl=81 counter=2800 fcb=1 kc20=15")
+        );
     }
 }

@@ -192,3 +192,34 @@ fn answers_parse_as_sitp_blocks() {
     assert_eq!(err[0].data_info.0, 0x22);
     assert_eq!(err[0].data, vec![0x19]);
 }
+
+/// N.12.2's secured-data block from its inputs: key 20h version 0, KeyCounter 15,
+/// TargetTime immediate, PID 01, APDU 01FD1F00 (disconnect), CMAC-8 FA41E2812D449B4D.
+#[test]
+fn secured_data_block_n122() {
+    let key = Key::from_hex("08154711081547110815471108154711").unwrap();
+    let block =
+        wmbus_host::partner::secured_data_block(0, 0x20, 0x00, &key, 15, &hex("01FD1F00")).unwrap();
+    assert_eq!(
+        to_hex(&block),
+        "1C000020003220000F00000000000000300101FD1F00FA41E2812D449B4D"
+    );
+}
+
+#[test]
+fn key_rotation_blocks_parse_back() {
+    let new = Key::new([0x5A; 16]);
+    let blocks = wmbus_host::partner::key_rotation_blocks(0, 0, 1, &new, None).unwrap();
+    let list = sitp_blocks(&blocks).unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].control.0, list[0].data_info.0), (0x00, 0x01));
+    assert_eq!((list[1].control.0, list[1].data_info.0), (0x04, 0x03));
+    // BL 26h for the key transfer, as F.E.1 gives it.
+    assert_eq!(&blocks[..2], &[0x26, 0x00]);
+    let t = wmbus_security::sitp::KeyTransfer::parse(
+        &wmbus_security::sitp::unwrap(None, &list[0].data).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((t.key_id, t.key_version), (0, 1));
+    assert_eq!(t.key, new);
+}

@@ -91,6 +91,9 @@ struct SimMeter {
     wrong_key: Option<String>,
     /// The telegram to send; access number and counters advance with every telegram.
     description: Description,
+    /// A bidirectional meter: listens after it sends, answers partners ([`meter`]).
+    #[serde(default)]
+    talk: Option<meter::TalkDesc>,
 }
 
 fn default_rssi() -> f32 {
@@ -135,12 +138,38 @@ fn file_telegrams(path: &Path) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// The meters' telegrams in time order, for `horizon` (or until `count`).
-fn meter_schedule(path: &Path, seed: u64, count: u64) -> Result<Vec<Due>> {
+/// The `n`th telegram of a one-way meter (its fragments), normalised: access number and
+/// counters advanced by `n`.
+fn nth_telegram(m: &SimMeter, n: u64) -> Result<Vec<Vec<u8>>> {
+    let mut d = m.description.clone();
+    d.tpl.access_number = d.tpl.access_number.wrapping_add(n as u8);
+    if let Some(c) = d.tpl.counter.as_mut() {
+        *c = c.wrapping_add(n as u32);
+    }
+    if let Some(a) = d.afl.as_mut() {
+        a.message_counter = Some(a.message_counter.unwrap_or(1).wrapping_add(n as u32));
+    }
+    if let Some(k) = &m.wrong_key {
+        d.key = Some(k.clone());
+    }
+    let frames = encode(&d).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = Vec::new();
+    for f in frames.frames {
+        let mut buf = [0u8; MAX_RAW_FRAME_LEN];
+        let n = normalize(&f, None, &mut buf).map_err(|e| anyhow::anyhow!("{e}"))?;
+        out.push(buf.get(..n.len).unwrap_or(&[]).to_vec());
+    }
+    Ok(out)
+}
+
+fn read_meters(path: &Path) -> Result<MetersFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: MetersFile =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The meters' telegrams in time order, for `horizon` (or until `count`).
+fn meter_schedule(file: &MetersFile, seed: u64, count: u64) -> Result<Vec<Due>> {
     let mut rng = Rng::new(seed);
     let limit = if count == 0 { 1000 } else { count };
     let mut due = Vec::new();
@@ -154,17 +183,6 @@ fn meter_schedule(path: &Path, seed: u64, count: u64) -> Result<Vec<Due>> {
         let per_meter = (limit / file.meters.len().max(1) as u64).max(1) + 1;
         let mut t = m.interval * (rng.below(1000) as f64 / 1000.0);
         for n in 0..per_meter {
-            let mut d = m.description.clone();
-            d.tpl.access_number = d.tpl.access_number.wrapping_add(n as u8);
-            if let Some(c) = d.tpl.counter.as_mut() {
-                *c = c.wrapping_add(n as u32);
-            }
-            if let Some(a) = d.afl.as_mut() {
-                a.message_counter = Some(a.message_counter.unwrap_or(1).wrapping_add(n as u32));
-            }
-            if let Some(k) = &m.wrong_key {
-                d.key = Some(k.clone());
-            }
             let jitter = if m.jitter > 0.0 {
                 (rng.below(2001) as f64 / 1000.0 - 1.0) * m.jitter
             } else {
@@ -175,13 +193,10 @@ fn meter_schedule(path: &Path, seed: u64, count: u64) -> Result<Vec<Due>> {
             if m.drop > 0.0 && (rng.below(10_000) as f64) < m.drop * 10_000.0 {
                 continue;
             }
-            let frames = encode(&d).map_err(|e| anyhow::anyhow!("{e}"))?;
-            for f in frames.frames {
-                let mut buf = [0u8; MAX_RAW_FRAME_LEN];
-                let n = normalize(&f, None, &mut buf).map_err(|e| anyhow::anyhow!("{e}"))?;
+            for telegram in nth_telegram(m, n)? {
                 due.push(Due {
                     at: Duration::from_secs_f64(at),
-                    telegram: buf.get(..n.len).unwrap_or(&[]).to_vec(),
+                    telegram,
                     rssi: m.rssi,
                 });
             }
@@ -338,7 +353,13 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
             }
             out
         }
-        (None, Some(path)) => meter_schedule(path, args.seed, args.count)?,
+        (None, Some(path)) => {
+            let file = read_meters(path)?;
+            if file.meters.iter().any(|m| m.talk.is_some()) {
+                return run_talking(args, kind, &file, on_path);
+            }
+            meter_schedule(&file, args.seed, args.count)?
+        }
         (None, None) => bail!("give --telegrams FILE or --meters FILE"),
     };
     let mut plug = Plug::open(kind, args.link.as_deref())?;
@@ -355,15 +376,12 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
     let mut delivered = 0u64;
     for due in &schedule {
         // Wait for the host to configure the device (a real one would not deliver before).
-        let mut waited = Duration::ZERO;
-        while needs_init && !plug.configured() {
-            if waited > CONFIGURE_TIMEOUT {
+        match configured(&plug, needs_init) {
+            Ok(waited) => offset += waited,
+            Err(e) => {
                 plug.close();
-                bail!("the host did not configure the device within {CONFIGURE_TIMEOUT:?}");
+                return Err(e);
             }
-            thread::sleep(Duration::from_millis(10));
-            waited += Duration::from_millis(10);
-            offset += Duration::from_millis(10);
         }
         let at = due.at + offset;
         if args.duration > 0 && at > Duration::from_millis(args.duration) {
@@ -408,18 +426,10 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
                 offset += Duration::from_millis(2300);
             }
         }
-        let bytes = {
-            let Ok(d) = plug.device.lock() else { break };
-            d.indicate(&Indication {
-                telegram: &due.telegram,
-                rssi_dbm: due.rssi,
-                time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
-                link_mode: d.link_mode().unwrap_or(LinkMode::T1),
-            })
-        };
         // A telegram the device would not pass on (too long, not listening) is not counted.
-        let Some(b) = bytes else { continue };
-        write_patiently(&mut plug.master, &b);
+        if !deliver(&mut plug, &due.telegram, due.rssi, started) {
+            continue;
+        }
         delivered += 1;
         if args.silence_every > 0
             && args.silence > 0
@@ -444,6 +454,11 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
             eprintln!("plugged in again on {}", plug.path.display());
         }
     }
+    finish(args, plug, delivered)
+}
+
+/// Lingers, unplugs, removes the link.
+fn finish(args: &Options, plug: Plug, delivered: u64) -> Result<u64> {
     thread::sleep(Duration::from_millis(args.linger));
     eprintln!("delivered {delivered} telegrams");
     plug.close();
@@ -451,4 +466,188 @@ pub fn run(args: &Options, on_path: &mut dyn FnMut(&Path)) -> Result<u64> {
         let _ = std::fs::remove_file(link);
     }
     Ok(delivered)
+}
+
+/// Waits for the host to configure the device; returns how long it took.
+fn configured(plug: &Plug, needs_init: bool) -> Result<Duration> {
+    let mut waited = Duration::ZERO;
+    while needs_init && !plug.configured() {
+        if waited > CONFIGURE_TIMEOUT {
+            bail!("the host did not configure the device within {CONFIGURE_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+        waited += Duration::from_millis(10);
+    }
+    Ok(waited)
+}
+
+/// A meter of a file with talking meters, as it runs.
+struct Live {
+    config: SimMeter,
+    talking: Option<meter::Meter>,
+    next: Duration,
+    sent: u64,
+    listening_until: Duration,
+}
+
+/// Delivers `telegram` through the device as received with `rssi`; false when the device
+/// would not pass it on.
+fn deliver(plug: &mut Plug, telegram: &[u8], rssi: f32, started: Instant) -> bool {
+    let bytes = {
+        let Ok(d) = plug.device.lock() else {
+            return false;
+        };
+        d.indicate(&Indication {
+            telegram,
+            rssi_dbm: rssi,
+            time_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            link_mode: d.link_mode().unwrap_or(LinkMode::T1),
+        })
+    };
+    match bytes {
+        Some(b) => {
+            write_patiently(&mut plug.master, &b);
+            true
+        }
+        None => false,
+    }
+}
+
+fn jittered(rng: &mut Rng, interval: f64, jitter: f64) -> Duration {
+    let j = if jitter > 0.0 {
+        (rng.below(2001) as f64 / 1000.0 - 1.0) * jitter
+    } else {
+        0.0
+    };
+    Duration::from_secs_f64((interval + j).max(0.01))
+}
+
+/// The simulator with talking meters ([`meter::Meter`]): each sends on its own schedule and
+/// listens for `window` seconds after; what the host transmits reaches every meter that is
+/// listening, and their answers come back through the device 20 ms later. Runs for
+/// `duration` (or until `count` telegrams); logs each meter's account on stderr.
+fn run_talking(
+    args: &Options,
+    kind: Kind,
+    file: &MetersFile,
+    on_path: &mut dyn FnMut(&Path),
+) -> Result<u64> {
+    let mut rng = Rng::new(args.seed);
+    let mut live = Vec::new();
+    for m in &file.meters {
+        if m.interval <= 0.0 {
+            bail!(
+                "meter {}: interval must be positive",
+                m.description.meter.id
+            );
+        }
+        let talking = match &m.talk {
+            Some(t) => Some(
+                meter::Meter::new(&m.description, t)
+                    .map_err(|e| anyhow::anyhow!("meter {}: {e}", m.description.meter.id))?,
+            ),
+            None => None,
+        };
+        live.push(Live {
+            config: m.clone(),
+            talking,
+            next: Duration::from_secs_f64(m.interval * (rng.below(1000) as f64 / 1000.0)),
+            sent: 0,
+            listening_until: Duration::ZERO,
+        });
+    }
+    let needs_init = !matches!(kind, Kind::RtlWmbus | Kind::Rtl433);
+    let mut plug = Plug::open(kind, args.link.as_deref())?;
+    let shown = args.link.clone().unwrap_or_else(|| plug.path.clone());
+    on_path(&shown);
+    eprintln!(
+        "simulated {kind} on {} ({} meters, {} talking)",
+        plug.path.display(),
+        live.len(),
+        live.iter().filter(|l| l.talking.is_some()).count()
+    );
+    let started = Instant::now();
+    if let Err(e) = configured(&plug, needs_init) {
+        plug.close();
+        return Err(e);
+    }
+    let origin = Instant::now();
+    let mut delivered = 0u64;
+    let mut answers: Vec<(Duration, Vec<u8>, f32)> = Vec::new();
+    loop {
+        let now = origin.elapsed();
+        if (args.duration > 0 && now > Duration::from_millis(args.duration))
+            || (args.count > 0 && delivered >= args.count)
+        {
+            break;
+        }
+        let heard = match plug.device.lock() {
+            Ok(mut d) => d.take_transmitted(),
+            Err(_) => break,
+        };
+        let ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        for t in &heard {
+            for l in &mut live {
+                let listening = now <= l.listening_until;
+                let Some(m) = l.talking.as_mut() else {
+                    continue;
+                };
+                if !listening {
+                    continue;
+                }
+                for a in m.receive(wmbus_security::time::Instant(ms), t) {
+                    answers.push((now + Duration::from_millis(20), a, l.config.rssi));
+                }
+                for line in m.take_log() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        let (ready, later): (Vec<_>, Vec<_>) = answers.into_iter().partition(|a| a.0 <= now);
+        answers = later;
+        for (_, a, rssi) in ready {
+            deliver(&mut plug, &a, rssi, started);
+        }
+        for l in &mut live {
+            if now < l.next {
+                continue;
+            }
+            l.next = now + jittered(&mut rng, l.config.interval, l.config.jitter);
+            let dropped =
+                l.config.drop > 0.0 && (rng.below(10_000) as f64) < l.config.drop * 10_000.0;
+            let telegrams = match l.talking.as_mut() {
+                Some(m) => {
+                    let t = m.spontaneous().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    l.listening_until = now + Duration::from_secs_f64(m.window.max(0.0));
+                    vec![t]
+                }
+                None => nth_telegram(&l.config, l.sent)?,
+            };
+            l.sent += 1;
+            if dropped {
+                continue;
+            }
+            for t in telegrams {
+                if deliver(&mut plug, &t, l.config.rssi, started) {
+                    delivered += 1;
+                }
+            }
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    for l in &live {
+        if let Some(m) = &l.talking {
+            eprintln!(
+                "meter {}.{}: end: installed={} master_key_version={} counter={} breaker={}",
+                m.address().manufacturer,
+                m.address().address.ident,
+                m.installed(),
+                m.master_key_version(),
+                m.counter(),
+                m.breaker
+                    .map_or_else(|| "-".to_string(), |b| format!("{b:02X}"))
+            );
+        }
+    }
+    finish(args, plug, delivered)
 }

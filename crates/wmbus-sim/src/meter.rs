@@ -796,7 +796,7 @@ impl Meter {
             }
             BlockControl::LIST_ACTIVE_KEY_COUNTERS => {
                 let mut data = vec![0x00, self.master.version];
-                data.extend(self.counter.wrapping_add(1).to_le_bytes());
+                data.extend(self.counter.to_le_bytes());
                 for (id, k) in &self.keys {
                     data.extend([*id, k.version]);
                     data.extend(k.counter.to_le_bytes());

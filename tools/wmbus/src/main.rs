@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod decode;
 mod encode;
+mod meter;
+mod port;
 mod simulate;
 mod synth;
 mod vectors;
@@ -39,6 +41,9 @@ enum Command {
     /// Bench-test battery meters over a dongle: a live table per meter, verdicts against
     /// expectations, JSON/CSV reports and plots.
     Bench(bench::Args),
+    /// Talk to a bidirectional meter over a dongle: install, read, command, list keys, rotate
+    /// a key (OMS, SITP key distribution).
+    Meter(meter::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Meter(args) => meter::run(args),
     };
     match result {
         Ok(code) => code,
