@@ -107,6 +107,7 @@ enum End {
 pub async fn run(
     config: DongleConfig,
     tx: mpsc::Sender<FromDongle>,
+    mut transmit: mpsc::Receiver<Vec<u8>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (kind, mode) = config.validate()?;
@@ -116,14 +117,21 @@ pub async fn run(
         if *shutdown.borrow() {
             return Ok(());
         }
+        let mut link = Link {
+            name: &name,
+            kind,
+            mode,
+            config: &config,
+            tx: &tx,
+            transmit: &mut transmit,
+            shutdown: &mut shutdown,
+        };
         let end = match open(&config, kind).await {
-            Ok(Port::Serial(p)) => session(&name, kind, mode, &config, p, &tx, &mut shutdown).await,
-            Ok(Port::File(f)) => session(&name, kind, mode, &config, f, &tx, &mut shutdown).await,
-            Ok(Port::Stdin(s)) => {
-                session(&name, kind, mode, &config, Stdio(s), &tx, &mut shutdown).await
-            }
+            Ok(Port::Serial(p)) => session(&mut link, p).await,
+            Ok(Port::File(f)) => session(&mut link, f).await,
+            Ok(Port::Stdin(s)) => session(&mut link, Stdio(s)).await,
             Ok(Port::Child(mut child, out)) => {
-                let end = session(&name, kind, mode, &config, Stdio(out), &tx, &mut shutdown).await;
+                let end = session(&mut link, Stdio(out)).await;
                 let _ = child.kill().await;
                 end
             }
@@ -223,15 +231,27 @@ async fn open(config: &DongleConfig, kind: Kind) -> std::io::Result<Port> {
     }
 }
 
-async fn session<P: AsyncRead + AsyncWrite + Unpin>(
-    name: &str,
+/// What a session works with.
+struct Link<'a> {
+    name: &'a str,
     kind: Kind,
     mode: LinkMode,
-    config: &DongleConfig,
-    port: P,
-    tx: &mpsc::Sender<FromDongle>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> End {
+    config: &'a DongleConfig,
+    tx: &'a mpsc::Sender<FromDongle>,
+    transmit: &'a mut mpsc::Receiver<Vec<u8>>,
+    shutdown: &'a mut watch::Receiver<bool>,
+}
+
+async fn session<P: AsyncRead + AsyncWrite + Unpin>(link: &mut Link<'_>, port: P) -> End {
+    let Link {
+        name,
+        kind,
+        mode,
+        config,
+        tx,
+        ref mut transmit,
+        ref mut shutdown,
+    } = *link;
     let mut framed = Framed::new(port, HostCodec::new(kind));
     if let Err(why) = init(name, mode, &mut framed, tx).await {
         return End::Reopen(why, false);
@@ -279,6 +299,19 @@ async fn session<P: AsyncRead + AsyncWrite + Unpin>(
                 reinitialised = true;
                 last = Instant::now();
             }
+            Some(bytes) = transmit.recv() => {
+                let steps = match framed.codec().host().transmit(&bytes, mode, mode) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(dongle = %name, "cannot transmit: {e}");
+                        continue;
+                    }
+                };
+                debug!(dongle = %name, bytes = bytes.len(), "transmitting");
+                if let Err(why) = dialogue(name, steps, &mut framed, tx).await {
+                    return End::Reopen(why, true);
+                }
+            }
             _ = shutdown.changed() => return End::Shutdown,
         }
     }
@@ -296,6 +329,16 @@ async fn init<P: AsyncRead + AsyncWrite + Unpin>(
         .host()
         .init(mode)
         .map_err(|e| e.to_string())?;
+    dialogue(name, steps, framed, tx).await
+}
+
+/// Runs a dialogue's steps; telegrams arriving meanwhile are forwarded.
+async fn dialogue<P: AsyncRead + AsyncWrite + Unpin>(
+    name: &str,
+    steps: Vec<wmbus_dongle::Step>,
+    framed: &mut Framed<P, HostCodec>,
+    tx: &mpsc::Sender<FromDongle>,
+) -> Result<(), String> {
     let mut dialogue = Dialogue::new(steps);
     let started = Instant::now();
     let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -303,8 +346,8 @@ async fn init<P: AsyncRead + AsyncWrite + Unpin>(
         match dialogue.poll(now()) {
             Action::Done => return Ok(()),
             Action::Failed(step) => {
-                error!(dongle = %name, step, "init step failed");
-                return Err(format!("init step '{step}' got no answer"));
+                error!(dongle = %name, step, "step failed");
+                return Err(format!("step '{step}' got no answer"));
             }
             Action::Write(bytes) => {
                 if let Some(step) = dialogue.step()

@@ -12,6 +12,7 @@
 pub mod core;
 pub mod dongle;
 pub mod mqtt;
+pub mod talk;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -52,14 +53,26 @@ pub struct Config {
     pub mqtt: Option<mqtt::MqttConfig>,
     /// The dongles.
     pub dongles: Vec<DongleConfig>,
+    /// This gateway's link address when it talks to meters, MFR.ID.
+    #[serde(default = "default_partner")]
+    pub partner_address: String,
+    /// Requests to bidirectional meters, run when each meter is next heard
+    /// (`{ meter = "XYZ.12345678", action = "read" }`; docs/bidirectional.md).
+    #[serde(default)]
+    pub requests: Vec<talk::ConfiguredRequest>,
+}
+
+fn default_partner() -> String {
+    "WMB.00000001".into()
 }
 
 fn default_window() -> u64 {
     10_000
 }
 
-fn load_keys(path: Option<&Path>) -> anyhow::Result<MemoryKeyStore> {
+fn load_keys(path: Option<&Path>) -> anyhow::Result<(MemoryKeyStore, Vec<keyfile::KeyEntry>)> {
     let mut store = MemoryKeyStore::new();
+    let mut all = Vec::new();
     if let Some(path) = path {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading key file {}", path.display()))?;
@@ -69,9 +82,10 @@ fn load_keys(path: Option<&Path>) -> anyhow::Result<MemoryKeyStore> {
         let entries = keyfile::parse_file(&text, &path.display().to_string())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         info!(keys = entries.len(), file = %path.display(), "keys loaded");
+        all.clone_from(&entries);
         keyfile::load_into(&mut store, entries);
     }
-    Ok(store)
+    Ok((store, all))
 }
 
 fn replay_path(config: &Config) -> Option<PathBuf> {
@@ -89,6 +103,32 @@ fn save_replay(core: &mut Core, path: Option<&Path>) {
     }
 }
 
+/// Sends what the exchanges want sent, reports what they finished.
+async fn talked(
+    (transmits, finished): (Vec<talk::Transmit>, Vec<talk::Finished>),
+    transmitters: &std::collections::HashMap<String, mpsc::Sender<Vec<u8>>>,
+    mqtt: Option<&mut mqtt::Mqtt>,
+) {
+    for t in transmits {
+        match transmitters.get(&t.dongle) {
+            Some(tx) => {
+                if tx.send(t.bytes).await.is_err() {
+                    warn!(dongle = %t.dongle, "dongle gone: cannot transmit");
+                }
+            }
+            None => warn!(dongle = %t.dongle, "no such dongle"),
+        }
+    }
+    for f in &finished {
+        info!(meter = %f.object, result = %f.result, "exchange finished");
+    }
+    if let Some(m) = mqtt {
+        for f in finished {
+            m.exchange(&f.object, &f.result).await;
+        }
+    }
+}
+
 /// Runs the gateway until `shutdown` turns true (or every dongle task ends); returns the
 /// counters.
 ///
@@ -98,7 +138,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
     for d in &config.dongles {
         d.validate()?;
     }
-    let keys = load_keys(config.keys.as_deref())?;
+    let (keys, key_entries) = load_keys(config.keys.as_deref())?;
     let options = DecodeOptions {
         replay_check: !config.no_replay_check,
         ..DecodeOptions::default()
@@ -125,22 +165,47 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         ),
         _ => Box::new(std::io::stdout()),
     };
-    let mut mqtt = config.mqtt.clone().map(mqtt::Mqtt::start);
+    let (requests_tx, mut requests) = mpsc::channel::<(String, talk::Job)>(64);
+    let mut mqtt = config
+        .mqtt
+        .clone()
+        .map(|c| mqtt::Mqtt::start(c, requests_tx.clone()));
     if let Some(m) = &mqtt {
         m.online().await;
     }
+    let mut talk = {
+        let mut gateway = wmbus_host::partner::parse_address(&config.partner_address)
+            .ok_or_else(|| anyhow::anyhow!("partner_address: give MFR.ID"))?;
+        gateway.address.version = 0x01;
+        gateway.address.device_type = wmbus_frame::codepoints::DeviceType(0x31);
+        talk::Talk::new(
+            gateway,
+            key_entries,
+            wmbus_security::exchange::Policy::default(),
+            config.state_dir.as_ref().map(|d| d.join("partner.txt")),
+        )
+    };
+    for r in &config.requests {
+        talk.submit(&r.meter, r.job.clone())
+            .map_err(|e| anyhow::anyhow!("requests: {e}"))?;
+    }
+    drop(requests_tx);
     let (tx, mut rx) = mpsc::channel::<FromDongle>(1024);
     let mut tasks = Vec::new();
+    let mut transmitters = std::collections::HashMap::new();
     for d in &config.dongles {
         let (d, tx, stop) = (d.clone(), tx.clone(), shutdown.clone());
+        let (transmit_tx, transmit_rx) = mpsc::channel::<Vec<u8>>(16);
+        transmitters.insert(d.display_name(), transmit_tx);
         tasks.push(tokio::spawn(async move {
             let name = d.display_name();
-            if let Err(e) = dongle::run(d, tx, stop).await {
+            if let Err(e) = dongle::run(d, tx, transmit_rx, stop).await {
                 tracing::error!(dongle = %name, "{e:#}");
             }
         }));
     }
     drop(tx);
+    let mut talk_tick = tokio::time::interval(Duration::from_millis(100));
     let started = tokio::time::Instant::now();
     let mut save_tick = tokio::time::interval(Duration::from_secs(10));
     let mut shutdown = shutdown;
@@ -150,6 +215,8 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
             msg = rx.recv() => match msg {
                 Some(FromDongle::Telegram(name, r)) => {
                     let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    let exchanged = talk.on_frame(wmbus_security::time::Instant(now), &name, &r);
+                    talked(exchanged, &transmitters, mqtt.as_mut()).await;
                     match core.handle(now, &name, &r) {
                         Outcome::Duplicate => {
                             tracing::debug!(dongle = %name, duplicates = core.stats.duplicates, "duplicate dropped");
@@ -172,6 +239,16 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
                 Some(FromDongle::Discarded(n)) => core.stats.discarded_bytes += n as u64,
                 None => break,
             },
+            Some((meter, job)) = requests.recv() => {
+                if let Err(e) = talk.submit(&meter, job) {
+                    warn!("request for {meter}: {e}");
+                }
+            }
+            _ = talk_tick.tick() => {
+                let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let exchanged = talk.on_tick(wmbus_security::time::Instant(now));
+                talked(exchanged, &transmitters, mqtt.as_mut()).await;
+            }
             _ = save_tick.tick() => {
                 if core.replay_dirty() {
                     save_replay(&mut core, replay.as_deref());

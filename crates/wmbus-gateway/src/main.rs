@@ -74,6 +74,8 @@ fn config(args: &Args) -> anyhow::Result<Config> {
                 baud_rate: None,
                 watchdog: args.watchdog,
             }],
+            partner_address: "WMB.00000001".into(),
+            requests: Vec::new(),
         }
     };
     // Command-line options win over the file.

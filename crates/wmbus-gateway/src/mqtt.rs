@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::json;
 use tracing::{debug, warn};
 use wmbus_host::report::{JsonValue, Report};
@@ -59,7 +59,13 @@ pub struct Mqtt {
 
 impl Mqtt {
     /// Connects (the event loop runs in its own task and reconnects by itself).
-    pub fn start(config: MqttConfig) -> Self {
+    /// Connects (in the background) and subscribes to `{base}/+/request`, whose JSON
+    /// payloads (`{"action": "read"}`, `{"action": "command", "apdu": "01FD1F00"}`) go to
+    /// `requests` with the meter's `MFR_ID`.
+    pub fn start(
+        config: MqttConfig,
+        requests: tokio::sync::mpsc::Sender<(String, crate::talk::Job)>,
+    ) -> Self {
         let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_last_will(LastWill::new(
@@ -72,9 +78,33 @@ impl Mqtt {
             options.set_credentials(u, p);
         }
         let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let subscriber = client.clone();
+        let filter = format!("{}/+/request", config.base_topic);
+        let prefix = format!("{}/", config.base_topic);
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        // Subscribed again on every connection (clean session).
+                        if let Err(e) = subscriber.subscribe(filter.clone(), QoS::AtLeastOnce).await
+                        {
+                            warn!("mqtt subscribe: {e}");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let meter = p
+                            .topic
+                            .strip_prefix(&prefix)
+                            .and_then(|t| t.strip_suffix("/request"))
+                            .unwrap_or_default()
+                            .to_string();
+                        match serde_json::from_slice::<crate::talk::Job>(&p.payload) {
+                            Ok(job) => {
+                                let _ = requests.send((meter, job)).await;
+                            }
+                            Err(e) => warn!(topic = %p.topic, "request not understood: {e}"),
+                        }
+                    }
                     Ok(e) => debug!(event = ?e, "mqtt"),
                     Err(e) => {
                         warn!("mqtt: {e}; reconnecting");
@@ -115,6 +145,13 @@ impl Mqtt {
         {
             warn!("mqtt publish: {e}");
         }
+    }
+
+    /// A finished exchange on `{base}/{MFR}_{id}/exchange`.
+    pub async fn exchange(&self, object: &str, result: &serde_json::Value) {
+        let topic = format!("{}/{object}/exchange", self.config.base_topic);
+        self.publish(topic, false, result.to_string().into_bytes())
+            .await;
     }
 
     /// Publishes a report (its JSON line without the newline) and, the first time a meter

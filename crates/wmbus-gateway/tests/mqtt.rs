@@ -92,23 +92,17 @@ fn subscriber(port: u16, name: &'static str) -> mpsc::Receiver<(String, Vec<u8>,
     rx
 }
 
-#[test]
-fn states_availability_and_discovery() {
-    let (_broker, port) = broker();
-    let messages = subscriber(port, "test-subscriber");
-    let dir = std::env::temp_dir().join(format!("wmbusd-mqtt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("dongle");
-    let options = wmbus_sim::Options {
+/// The simulated iM871A with the meters of `testdata/sim/{meters}` on `link`.
+fn sim_options(meters: &str, link: &Path) -> wmbus_sim::Options {
+    wmbus_sim::Options {
         dongle: "im871a".into(),
         telegrams: None,
-        meters: Some(root().join("testdata/sim/meters.toml")),
+        meters: Some(root().join("testdata/sim").join(meters)),
         interval: 0,
         repeat: 1,
-        count: 6,
-        linger: 800,
-        link: Some(link.clone()),
+        count: 0,
+        linger: 0,
+        link: Some(link.to_path_buf()),
         garbage_every: 0,
         disconnect_after: 0,
         reconnect_delay: 0,
@@ -117,19 +111,38 @@ fn states_availability_and_discovery() {
         duration: 0,
         silence_every: 0,
         silence: 0,
-    };
-    let sim = thread::spawn(move || wmbus_sim::run(&options, &mut |_| {}).unwrap());
-    thread::sleep(Duration::from_millis(300));
-    let daemon = Command::new(env!("CARGO_BIN_EXE_wmbusd"))
+    }
+}
+
+/// `wmbusd` on the simulated dongle, publishing to the broker, keys from `testdata/sim`.
+fn wmbusd(link: &Path, port: u16, keys: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wmbusd"))
         .arg("--device")
-        .arg(&link)
+        .arg(link)
         .args(["--dongle", "im871a", "--mqtt", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .arg("--keys")
-        .arg(root().join("testdata/sim/keys.txt"))
+        .arg(root().join("testdata/sim").join(keys))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn states_availability_and_discovery() {
+    let (_broker, port) = broker();
+    let messages = subscriber(port, "test-subscriber");
+    let dir = std::env::temp_dir().join(format!("wmbusd-mqtt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("dongle");
+    let mut options = sim_options("meters.toml", &link);
+    options.count = 6;
+    options.linger = 800;
+    let sim = thread::spawn(move || wmbus_sim::run(&options, &mut |_| {}).unwrap());
+    thread::sleep(Duration::from_millis(300));
+    let daemon = wmbusd(&link, port, "keys.txt", &[]);
     assert_eq!(sim.join().unwrap(), 6);
     Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
@@ -218,4 +231,62 @@ fn states_availability_and_discovery() {
         "states are not retained"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A request published on `wmbus/{MFR}_{id}/request` is run in the meter's next window;
+/// the account comes back on `wmbus/{MFR}_{id}/exchange`.
+#[test]
+fn requests_over_mqtt() {
+    let (_broker, port) = broker();
+    let messages = subscriber(port, "test-subscriber-talk");
+    let dir = std::env::temp_dir().join(format!("wmbusd-mqtt-talk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("dongle");
+    let mut options = sim_options("talk.toml", &link);
+    options.duration = 8000;
+    options.linger = 300;
+    let sim = thread::spawn(move || wmbus_sim::run(&options, &mut |_| {}).unwrap());
+    thread::sleep(Duration::from_millis(300));
+    let daemon = wmbusd(&link, port, "talk-keys.txt", &["--link-mode", "T2"]);
+    // Once the daemon is online, ask for a link reset and a read.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < until {
+        if let Ok(m) = messages.recv_timeout(Duration::from_millis(100)) {
+            let online = m.0 == "wmbus/status" && m.1 == b"online";
+            seen.push(m);
+            if online {
+                break;
+            }
+        }
+    }
+    let mut o = MqttOptions::new("test-requester", "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(o, 10);
+    for body in [r#"{"action":"reset"}"#, r#"{"action":"read"}"#] {
+        client
+            .publish("wmbus/XYZ_12345678/request", QoS::AtLeastOnce, false, body)
+            .unwrap();
+    }
+    thread::spawn(move || for _ in connection.iter() {});
+    sim.join().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    let out = daemon.wait_with_output().unwrap();
+    thread::sleep(Duration::from_millis(500));
+    seen.extend(messages.try_iter());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let exchanges: Vec<Value> = seen
+        .iter()
+        .filter(|m| m.0 == "wmbus/XYZ_12345678/exchange")
+        .map(|m| serde_json::from_slice(&m.1).unwrap())
+        .collect();
+    assert_eq!(exchanges.len(), 2, "{exchanges:?}\n{log}");
+    assert_eq!(exchanges[0]["request"], "reset");
+    assert_eq!(exchanges[0]["answer"], "ACK");
+    assert_eq!(exchanges[1]["request"], "read");
+    assert_eq!(exchanges[1]["outcome"], "answered");
 }

@@ -378,3 +378,61 @@ fn usage_errors() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
 }
+
+/// Requests from the configuration to the talking meters of `testdata/sim/talk.toml`: a
+/// SITP command (its KeyCounter learnt from the meter first) and a fragmented read, run in
+/// the breaker's windows through the dongle; the read's answer is decoded and reported
+/// like any telegram.
+#[test]
+fn configured_requests_reach_a_talking_meter() {
+    let dir = Dir::new("talk");
+    let keys = dir.0.join("keys.txt");
+    std::fs::copy(root().join("testdata/sim/talk-keys.txt"), &keys).unwrap();
+    let mut o = options(Kind::Im871a, Path::new("-"));
+    o.telegrams = None;
+    o.meters = Some(root().join("testdata/sim/talk.toml"));
+    o.duration = 9000;
+    o.link = Some(dir.0.join("dongle"));
+    let config = format!(
+        "keys = {:?}\nstate_dir = {:?}\nrequests = [\n  {{ meter = \"XYZ.12345678\", action = \"command\", apdu = \"01FD1F00\" }},\n  {{ meter = \"XYZ.12345678\", action = \"read\" }},\n]\n[[dongles]]\ndevice = {:?}\nkind = \"im871a\"\nlink_mode = \"T2\"\n",
+        keys.display().to_string(),
+        dir.0.join("state").display().to_string(),
+        o.link.clone().unwrap().display().to_string(),
+    );
+    let config_path = dir.0.join("wmbusd.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let sim = simulate(o);
+    let daemon = wmbusd_config(&config_path);
+    sim.handle.join().unwrap();
+    let (lines, log) = stop(daemon);
+    let finished: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("exchange finished"))
+        .collect();
+    assert_eq!(finished.len(), 2, "{log}");
+    assert!(
+        finished[0].contains(r#""request":"command""#)
+            && finished[0].contains(r#""outcome":"answered""#)
+            && finished[0].contains("application_data_cmac8"),
+        "{log}"
+    );
+    assert!(
+        finished[1].contains(r#""request":"read""#)
+            && finished[1].contains(r#""outcome":"answered""#),
+        "{log}"
+    );
+    let readout = lines
+        .iter()
+        .find(|l| {
+            l["id"] == "12345678"
+                && l["link"]["c_field_name"] == "RSP_UD"
+                && l["records"].as_array().is_some_and(|r| r.len() == 8)
+        })
+        .unwrap_or_else(|| panic!("no readout in {lines:#?}"));
+    assert_eq!(readout["status"], "ok");
+    let state = std::fs::read_to_string(dir.0.join("state/partner.txt")).unwrap();
+    assert!(
+        state.contains("XYZ.12345678") && state.contains("kc20=15"),
+        "{state}"
+    );
+}

@@ -194,6 +194,28 @@ pub fn load_into(store: &mut MemoryKeyStore, entries: Vec<KeyEntry>) {
     }
 }
 
+/// The AES key of `meter` with this key ID, and its version (0 when the entry gives none):
+/// `None` or `Some(0)` asks for the master key (an entry without `id=`, or `id=00`).
+pub fn find_key(
+    entries: &[KeyEntry],
+    meter: &wmbus_frame::codepoints::MeterAddress,
+    key_id: Option<u8>,
+) -> Option<(Key, u8)> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.ident == meter.address.ident && e.manufacturer.is_none_or(|m| m == meter.manufacturer)
+        })
+        .filter(|e| match key_id {
+            None | Some(0) => e.key_id.is_none_or(|i| i == 0),
+            Some(id) => e.key_id == Some(id),
+        })
+        .find_map(|e| match &e.key {
+            KeyMaterial::Aes(k) => Some((k.clone(), e.key_version.unwrap_or(0))),
+            KeyMaterial::Des(_) => None,
+        })
+}
+
 /// The key file's text with the entry of `meter` and `key_id` (`None`: the master key line,
 /// one without `id=`) replaced by `key` and `version`, or appended when there is none;
 /// comments and other lines stay as they are.

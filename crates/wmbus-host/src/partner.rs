@@ -19,12 +19,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use wmbus_frame::codepoints::{ControlField, Ident, ManufacturerCode, MeterAddress};
-use wmbus_frame::dll::DllRepr;
+use wmbus_frame::dll::{DllRepr, FrameFormat};
 use wmbus_frame::ell::{CommunicationControl, EllRepr};
 use wmbus_frame::frame::{Frame, FrameRepr, Link, Transport};
 use wmbus_frame::sitp::{Block, BlockControl, Blocks, DataInfo};
 use wmbus_security::exchange::Expect;
-use wmbus_security::key::Key;
+use wmbus_security::key::{Key, MemoryKeyStore};
+use wmbus_security::receiver::{Receiver, SecurityResult};
+use wmbus_security::time::Instant;
 
 use crate::encode::{
     AddressDesc, AflDesc, CField, Description, EllDesc, EncodeError, FormatDesc, HeaderDesc,
@@ -78,6 +80,19 @@ pub struct Partner {
     sessions: BTreeMap<(u16, u32), Session>,
     /// Last KeyCounter used per meter and application key (SITP secured data).
     key_counters: BTreeMap<(u16, u32, u8), u32>,
+}
+
+/// Parses `MFR.ID` (or `MFR_ID`) into an address with version and device type 0.
+pub fn parse_address(text: &str) -> Option<MeterAddress> {
+    let (m, id) = text.split_once(['.', '_'])?;
+    Some(MeterAddress {
+        manufacturer: ManufacturerCode::parse(m)?,
+        address: wmbus_frame::codepoints::Address {
+            ident: Ident::parse(id)?,
+            version: 0,
+            device_type: wmbus_frame::codepoints::DeviceType(0),
+        },
+    })
 }
 
 /// RSSI to the partner status byte.
@@ -134,6 +149,21 @@ impl Partner {
         let (m, id) = session_key(meter);
         self.key_counters.insert((m, id, key_id), counter);
         self.sessions.entry((m, id)).or_default();
+    }
+
+    /// Takes application keys' counters from a key list (DSI 23h): the partner continues
+    /// above them.
+    pub fn learn_key_counters(&mut self, meter: &MeterAddress, blocks: &[AnswerBlock]) {
+        for b in blocks
+            .iter()
+            .filter(|b| b.data_info == DataInfo::KEY_COUNTERS)
+        {
+            for (id, _, counter) in key_counters(&b.data) {
+                if id >= 0x10 && counter > self.key_counter(meter, id) {
+                    self.set_key_counter(meter, id, counter);
+                }
+            }
+        }
     }
 
     /// The last KeyCounter used.
@@ -622,6 +652,76 @@ pub fn key_counters(data: &[u8]) -> Vec<(u8, u8, u32)> {
             _ => (0, 0, 0),
         })
         .collect()
+}
+
+/// The SITP request for the meter's active keys and counters (BCF 09h, DSI 00h, DSH FFh).
+pub fn list_keys_block() -> Vec<u8> {
+    // invariant: an empty block always fits.
+    emit_blocks(&[Block {
+        offset: 0,
+        block_id: 0,
+        control: BlockControl::LIST_ACTIVE_KEY_COUNTERS,
+        recipient: 0,
+        data_info: DataInfo::EMPTY,
+        header1: 0xFF,
+        header2: 0xFF,
+        data: &[],
+    }])
+    .unwrap_or_default()
+}
+
+/// An answer opened: its C-field, CI, status and application data in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedAnswer {
+    /// C-field.
+    pub control: ControlField,
+    /// TPL CI (0 without one).
+    pub ci: u8,
+    /// TPL status.
+    pub status: u8,
+    /// The security outcome.
+    pub result: SecurityResult,
+    /// Application data in clear (empty unless released).
+    pub application: Vec<u8>,
+    /// An AFL fragment with more to come.
+    pub more_fragments: bool,
+}
+
+impl OpenedAnswer {
+    /// The meter refused the message (application error, CI 6Eh).
+    pub const fn refused(&self) -> bool {
+        self.ci == 0x6E
+    }
+}
+
+/// Opens an answer with the partner's receiver (replay checks on, no plaintext where a key
+/// is configured).
+pub fn open_answer(
+    receiver: &mut Receiver<MemoryKeyStore>,
+    now: Instant,
+    bytes: &[u8],
+) -> OpenedAnswer {
+    let Ok(frame) = Frame::parse(bytes, FrameFormat::NoCrc) else {
+        return OpenedAnswer {
+            control: ControlField(0),
+            ci: 0,
+            status: 0,
+            result: SecurityResult::Malformed,
+            application: Vec::new(),
+            more_fragments: false,
+        };
+    };
+    let mut plain = Vec::new();
+    let o = receiver.open(now, &frame, &mut plain);
+    let tpl = o.tpl.or(frame.repr.transport.tpl);
+    OpenedAnswer {
+        control: frame.repr.link.control(),
+        ci: tpl.map_or(0, |t| t.ci.0),
+        status: tpl.and_then(|t| t.header).map_or(0, |h| h.status.0),
+        result: o.result,
+        application: plain.get(o.application).unwrap_or(&[]).to_vec(),
+        more_fragments: frame.repr.transport.afl.is_some_and(|a| a.more_fragments),
+    }
 }
 
 /// One SITP block of an answer, owned.

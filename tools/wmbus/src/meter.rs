@@ -16,10 +16,10 @@ use wmbus_frame::dll::FrameFormat;
 use wmbus_frame::frame::Frame;
 use wmbus_frame::sitp::{BlockControl, DataInfo, status_name};
 use wmbus_host::decoder::{DecodeOptions, Decoder};
-use wmbus_host::keyfile::{self, KeyEntry, KeyMaterial};
+use wmbus_host::keyfile::{self, KeyEntry};
 use wmbus_host::partner::{
-    AnswerBlock, Partner, Request, key_counters, key_rotation_blocks, secured_data_block,
-    sitp_blocks,
+    AnswerBlock, OpenedAnswer, Partner, Request, key_counters, key_rotation_blocks,
+    list_keys_block, open_answer, secured_data_block, sitp_blocks,
 };
 use wmbus_security::exchange::{Action, Exchange, Expect, Failure, Handled, Policy, Window};
 use wmbus_security::key::{Key, MemoryKeyStore};
@@ -325,23 +325,8 @@ impl Keys {
         })
     }
 
-    /// The meter's key with this ID (`None` ID: the master key, an entry without `id=` or
-    /// with `id=00`), and its version.
     fn get(&self, meter: &MeterAddress, key_id: Option<u8>) -> Option<(Key, u8)> {
-        self.entries
-            .iter()
-            .filter(|e| {
-                e.ident == meter.address.ident
-                    && e.manufacturer.is_none_or(|m| m == meter.manufacturer)
-            })
-            .filter(|e| match key_id {
-                None | Some(0) => e.key_id.is_none_or(|i| i == 0),
-                Some(id) => e.key_id == Some(id),
-            })
-            .find_map(|e| match &e.key {
-                KeyMaterial::Aes(k) => Some((k.clone(), e.key_version.unwrap_or(0))),
-                KeyMaterial::Des(_) => None,
-            })
+        keyfile::find_key(&self.entries, meter, key_id)
     }
 
     fn store(&self) -> MemoryKeyStore {
@@ -365,37 +350,6 @@ fn state_path(args: &Args) -> PathBuf {
 fn save(partner: &Partner, path: &Path) -> Result<()> {
     std::fs::write(path, partner.to_text())
         .with_context(|| format!("writing partner state {}", path.display()))
-}
-
-/// An answer opened: its C-field, CI, status and application data in clear.
-struct Opened {
-    control: ControlField,
-    ci: u8,
-    status: u8,
-    result: SecurityResult,
-    application: Vec<u8>,
-}
-
-fn open_answer(receiver: &mut Receiver<MemoryKeyStore>, now: WInstant, bytes: &[u8]) -> Opened {
-    let Ok(frame) = Frame::parse(bytes, FrameFormat::NoCrc) else {
-        return Opened {
-            control: ControlField(0),
-            ci: 0,
-            status: 0,
-            result: SecurityResult::Malformed,
-            application: Vec::new(),
-        };
-    };
-    let mut plain = Vec::new();
-    let o = receiver.open(now, &frame, &mut plain);
-    let tpl = o.tpl.or(frame.repr.transport.tpl);
-    Opened {
-        control: frame.repr.link.control(),
-        ci: tpl.map_or(0, |t| t.ci.0),
-        status: tpl.and_then(|t| t.header).map_or(0, |h| h.status.0),
-        result: o.result,
-        application: plain.get(o.application).unwrap_or(&[]).to_vec(),
-    }
 }
 
 fn print_blocks(blocks: &[AnswerBlock]) -> bool {
@@ -506,7 +460,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         keys.get(&meter, None)
             .ok_or_else(|| anyhow::anyhow!("no master key for {label} in the key file"))
     };
-    let refused = |o: &Opened| -> bool {
+    let refused = |o: &OpenedAnswer| -> bool {
         if o.ci == 0x6E {
             println!(
                 "← {label} refused the message: application error (CI 6Eh, status {:02X}h)",
@@ -526,7 +480,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             })?;
             if partner.key_counter(&meter, *key_id) == 0 {
                 println!("KeyCounter of key {key_id:02X}h unknown: asking the meter first");
-                let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block()?, radio.rssi)?;
+                let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block(), radio.rssi)?;
                 r.name = "SITP key list";
                 save(&partner, &state)?;
                 let outcome = radio.exchange(&mut exchange, &r)?;
@@ -540,7 +494,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
                 }
                 let blocks = sitp_blocks(&o.application)?;
                 print_blocks(&blocks);
-                learn_counters(&mut partner, &meter, &blocks);
+                partner.learn_key_counters(&meter, &blocks);
                 // The meter listens again right after its answer.
                 if let Ok(f) = Frame::parse(&bytes, FrameFormat::NoCrc) {
                     exchange.handle(radio.now(), &f);
@@ -552,7 +506,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             partner.sitp(&meter, &master()?.0, &block, radio.rssi)?
         }
         MeterAction::Keys => {
-            let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block()?, radio.rssi)?;
+            let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block(), radio.rssi)?;
             r.name = "SITP key list";
             r
         }
@@ -712,7 +666,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
                 if !print_blocks(&blocks) {
                     return Ok(ExitCode::from(1));
                 }
-                learn_counters(&mut partner, &meter, &blocks);
+                partner.learn_key_counters(&meter, &blocks);
                 save(&partner, &state)?;
             }
             Ok(if o.status & 0x03 == 0 {
@@ -720,35 +674,6 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
-        }
-    }
-}
-
-fn list_keys_block() -> Result<Vec<u8>> {
-    Ok(wmbus_host::partner::emit_blocks(&[
-        wmbus_frame::sitp::Block {
-            offset: 0,
-            block_id: 0,
-            control: BlockControl::LIST_ACTIVE_KEY_COUNTERS,
-            recipient: 0,
-            data_info: DataInfo::EMPTY,
-            header1: 0xFF,
-            header2: 0xFF,
-            data: &[],
-        },
-    ])?)
-}
-
-/// Application keys' counters from a key list (DSI 23h): the partner continues above them.
-fn learn_counters(partner: &mut Partner, meter: &MeterAddress, blocks: &[AnswerBlock]) {
-    for b in blocks
-        .iter()
-        .filter(|b| b.data_info == DataInfo::KEY_COUNTERS)
-    {
-        for (id, _, counter) in key_counters(&b.data) {
-            if id >= 0x10 && counter > partner.key_counter(meter, id) {
-                partner.set_key_counter(meter, id, counter);
-            }
         }
     }
 }
