@@ -280,23 +280,53 @@ impl Partner {
         installation_request: &Frame<'_>,
         rssi_dbm: Option<f32>,
     ) -> Result<Request, EncodeError> {
-        let meter = installation_request
+        self.echo(
+            installation_request,
+            ControlField::CNF_IR,
+            PARTNER_COMMUNICATION_CONTROL,
+            rssi_dbm,
+            "CNF-IR",
+        )
+    }
+
+    /// ACK to an access demand (ACC-DMD) or another frame that asks for one: echoes its ELL
+    /// and TPL access numbers, ELL CC 80h (N.10).
+    ///
+    /// # Errors
+    /// [`EncodeError`] when `frame` has no transport header.
+    pub fn acknowledge(
+        &self,
+        frame: &Frame<'_>,
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        self.echo(frame, ControlField::ACK, 0x80, rssi_dbm, "ACK")
+    }
+
+    fn echo(
+        &self,
+        frame: &Frame<'_>,
+        control: ControlField,
+        communication_control: u8,
+        rssi_dbm: Option<f32>,
+        name: &'static str,
+    ) -> Result<Request, EncodeError> {
+        let meter = frame
             .meter()
             .ok_or_else(|| EncodeError("no meter address".into()))?;
-        let tpl_access_number = installation_request
+        let tpl_access_number = frame
             .repr
             .transport
             .tpl
             .and_then(|t| t.header)
             .map(|h| h.access_number)
-            .ok_or_else(|| EncodeError("the installation request has no TPL header".into()))?;
-        let ell_access_number = installation_request
+            .ok_or_else(|| EncodeError("the meter's frame has no TPL header".into()))?;
+        let ell_access_number = frame
             .repr
             .ell
             .map_or(tpl_access_number, |e| e.access_number);
-        let desc = self.description(
+        let mut desc = self.description(
             &meter,
-            ControlField::CNF_IR,
+            control,
             0x80,
             &Session {
                 ell_access_number,
@@ -306,10 +336,13 @@ impl Partner {
             rssi_status(rssi_dbm),
             Security::None,
         );
+        if let Some(e) = desc.ell.as_mut() {
+            e.communication_control = communication_control;
+        }
         Ok(Request {
             bytes: Self::build(&desc, None, &[])?,
             expect: Expect::Nothing,
-            name: "CNF-IR",
+            name,
         })
     }
 

@@ -119,6 +119,16 @@ fn installation_confirmed_n7() {
     assert_eq!(r.expect, Expect::Nothing);
 }
 
+#[test]
+fn access_demand_acknowledged_n10() {
+    let demand = hex(&without_crc("oms-annexN-N10-ACC-DMD"));
+    let frame = Frame::parse(&demand, FrameFormat::NoCrc).unwrap();
+    assert!(wmbus_security::exchange::opens_window(&frame));
+    let p = Partner::new(link_address("oms-annexN-N10-ACK"));
+    let r = p.acknowledge(&frame, Some(-84.0)).unwrap();
+    assert_eq!(to_hex(&r.bytes), without_crc("oms-annexN-N10-ACK"));
+}
+
 /// N.3: REQ-UD2 for fragment 1 (ELL I + TPL 80h), then for fragments 2 and 3 (ELL III
 /// with the meter's address, new ELL access numbers, no TPL), FCB alternating; each answer
 /// is matched by the exchange engine, the next fragment's request is not confused with it.

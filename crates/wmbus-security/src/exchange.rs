@@ -120,9 +120,10 @@ impl core::fmt::Display for Failure {
 /// What a received frame meant to the exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// Not from the meter, or nothing pending.
+    /// Not from the meter, or from the meter but it does not listen after it (no
+    /// bidirectional bit, not an access or installation frame).
     Ignored,
-    /// From the meter, not the answer: a window is open.
+    /// From the meter, not the answer, and it listens now: a window is open.
     Window,
     /// The answer (the frame's bytes); the exchange is idle again.
     Answer(Vec<u8>),
@@ -153,6 +154,26 @@ pub struct Exchange {
     state: State,
     /// When the meter was last heard, while that opens a window.
     heard: Option<Instant>,
+}
+
+/// Whether the meter listens after this frame (EN 13757-4 access windows): its ELL CC has the
+/// bidirectional bit B, or its configuration field does (modes 0–6), or it is an
+/// installation request, ACC-NR or ACC-DMD.
+pub fn opens_window(frame: &Frame<'_>) -> bool {
+    let control = frame.repr.link.control();
+    matches!(
+        control,
+        ControlField::SND_IR | ControlField::ACC_NR | ControlField::ACC_DMD
+    ) || frame
+        .repr
+        .ell
+        .is_some_and(|e| e.communication_control.bidirectional())
+        || frame
+            .repr
+            .transport
+            .tpl
+            .and_then(|t| t.header)
+            .is_some_and(|h| h.config.mode().0 < 7 && h.config.bidirectional())
 }
 
 /// The same meter: manufacturer and identification number (version and type may differ
@@ -283,6 +304,9 @@ impl Exchange {
                 return Handled::Answer(frame.bytes.to_vec());
             }
         }
+        if !opens_window(frame) {
+            return Handled::Ignored;
+        }
         self.heard = Some(now);
         Handled::Window
     }
@@ -397,6 +421,20 @@ mod tests {
             x.poll(Instant(125_000)),
             Action::Failed(Failure::NoWindow { tries: 0 })
         );
+    }
+
+    /// OMS Annex N N.2.1: a unidirectional SND-NR (no ELL, CF bit B clear) opens no window.
+    #[test]
+    fn a_unidirectional_frame_opens_no_window() {
+        const N21: &str = "2E44931578563412330333637A2A0020255923C95AAA26D1B2E7493BC2AD013EC4A6F6D3529B520EDFF0EA6DEFC955B29D6D69EBF3EC8A";
+        let mut b = [0u8; 300];
+        let n = parse(N21, &mut b);
+        let f = Frame::parse(&b[..n], wmbus_frame::dll::FrameFormat::A).unwrap();
+        assert!(!opens_window(&f));
+        let mut x = Exchange::new(f.meter().unwrap(), Policy::default());
+        x.request(Instant(0), vec![1], Expect::Nothing);
+        assert_eq!(x.handle(Instant(1), &f), Handled::Ignored);
+        assert_eq!(x.poll(Instant(2)), Action::Wait(Instant(120_000)));
     }
 
     #[test]
