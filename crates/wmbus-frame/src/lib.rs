@@ -65,6 +65,7 @@ pub mod frame;
 #[cfg(feature = "std")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod image;
 mod reader;
 pub mod sitp;
 pub mod tpl;

@@ -61,6 +61,7 @@ extern crate std;
 #[doc(hidden)]
 pub mod exchange;
 pub mod fuzzing;
+pub mod image;
 pub mod kdf;
 pub mod key;
 pub mod mode9;
