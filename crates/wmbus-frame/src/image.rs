@@ -22,7 +22,7 @@ fn invalid(offset: usize, what: &'static str) -> Error {
 /// | function | command fields | response (function \| 80h) fields |
 /// |---|---|---|
 /// | 00 Prepare | image id (4), image size (4), block size (2), MAC algorithm (1), MAC key id (1), MAC (16) | state (1), image id (4) |
-/// | 02 Transfer | image id (4), block number (2), remaining blocks (2), data | state (1), image id (4), block number (2) |
+/// | 02 Transfer | image id (4), block number (2), data (Annex I's optional "remaining" left out) | state (1), image id (4), block number (2) |
 /// | 03 Completion | image id (4) | state (1), image id (4), lost total (2), lost block numbers (2 each, as many as fit) |
 /// | 04 State | – | state (1), image id (4) |
 /// | 05 Validate | image id (4) | state (1), image id (4) |
@@ -174,8 +174,6 @@ pub mod oms {
             image_id: u32,
             /// Block number, from 0.
             block: u16,
-            /// Blocks after this one in the sender's sequence.
-            remaining: u16,
             /// The block's bytes.
             data: &'a [u8],
         },
@@ -223,7 +221,7 @@ pub mod oms {
         pub const fn buffer_len(&self) -> usize {
             1 + match self {
                 Self::Prepare { mac, .. } => 12 + mac.len(),
-                Self::Transfer { data, .. } => 8 + data.len(),
+                Self::Transfer { data, .. } => 6 + data.len(),
                 Self::Completion { .. } | Self::Validate { .. } => 4,
                 Self::State => 0,
                 Self::Activate { .. } => 8,
@@ -258,7 +256,6 @@ pub mod oms {
                 Function::TRANSFER => Self::Transfer {
                     image_id: r.u32_le()?,
                     block: r.u16_le()?,
-                    remaining: r.u16_le()?,
                     data: r.rest(),
                 },
                 Function::COMPLETION => Self::Completion {
@@ -313,12 +310,10 @@ pub mod oms {
                 Self::Transfer {
                     image_id,
                     block,
-                    remaining,
                     data,
                 } => {
                     w.u32_le(image_id)?;
                     w.u16_le(block)?;
-                    w.u16_le(remaining)?;
                     w.put(data)?;
                 }
                 Self::Completion { image_id } | Self::Validate { image_id } => {

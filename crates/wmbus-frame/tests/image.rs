@@ -41,8 +41,7 @@ fn build(
         },
         1 => Command::Transfer {
             image_id: *a,
-            block: *c,
-            remaining: *d,
+            block: *c.max(d),
             data,
         },
         2 => Command::Completion { image_id: *a },

@@ -16,6 +16,7 @@ pub mod partner;
 pub mod records;
 pub mod render;
 pub mod report;
+pub mod transfer;
 pub mod vectors;
 
 pub use decoder::{DecodeOptions, Decoder, FormatCache};

@@ -251,7 +251,12 @@ impl Partner {
         key: Option<&Key>,
         application: &[u8],
     ) -> Result<Vec<u8>, EncodeError> {
-        encode_with(desc, key, Some(application))?
+        // Mode 7 pads with count bytes (CF.P) when the data does not fill its blocks, so
+        // the meter gets the data's exact length (N.12.2 fills its two blocks exactly).
+        let mut desc = desc.clone();
+        desc.tpl.padding =
+            desc.tpl.security_mode == 7 && !(2 + application.len()).is_multiple_of(16);
+        encode_with(&desc, key, Some(application))?
             .frames
             .into_iter()
             .next()
@@ -455,8 +460,38 @@ impl Partner {
         key: Option<&Key>,
         rssi_dbm: Option<f32>,
     ) -> Result<Request, EncodeError> {
+        self.snd_ud(meter, ci, data, (security, key), rssi_dbm, true)
+    }
+
+    /// [`Self::command`] without the ELL (3 bytes less): for image blocks, whose frames
+    /// must fit the dongle (`docs/software-update.md`). The answer is matched by its TPL
+    /// access number alone.
+    ///
+    /// # Errors
+    /// [`EncodeError`].
+    pub fn command_without_ell(
+        &mut self,
+        meter: &MeterAddress,
+        ci: u8,
+        data: &[u8],
+        security: Security,
+        key: Option<&Key>,
+        rssi_dbm: Option<f32>,
+    ) -> Result<Request, EncodeError> {
+        self.snd_ud(meter, ci, data, (security, key), rssi_dbm, false)
+    }
+
+    fn snd_ud(
+        &mut self,
+        meter: &MeterAddress,
+        ci: u8,
+        data: &[u8],
+        (security, key): (Security, Option<&Key>),
+        rssi_dbm: Option<f32>,
+        with_ell: bool,
+    ) -> Result<Request, EncodeError> {
         let s = self.next(meter, true);
-        let desc = self.description(
+        let mut desc = self.description(
             meter,
             ControlField::SND_UD,
             ci,
@@ -464,11 +499,14 @@ impl Partner {
             rssi_status(rssi_dbm),
             security,
         );
+        if !with_ell {
+            desc.ell = None;
+        }
         Ok(Request {
             bytes: Self::build(&desc, key, data)?,
             expect: Expect::Answer {
                 access_number: Some(s.tpl_access_number),
-                ell_access_number: Some(s.ell_access_number),
+                ell_access_number: with_ell.then_some(s.ell_access_number),
             },
             name: "SND-UD",
         })
@@ -592,19 +630,42 @@ pub fn secured_data_block(
     key_counter: u32,
     apdu: &[u8],
 ) -> Result<Vec<u8>, wmbus_frame::Error> {
-    use wmbus_frame::sitp::{SecuredData, TARGET_TIME_IMMEDIATE};
+    secured_block(
+        block_id,
+        (key_id, key_version, key),
+        key_counter,
+        wmbus_frame::sitp::TARGET_TIME_IMMEDIATE,
+        0x01,
+        apdu,
+    )
+}
+
+/// A secured-data block (BCF 20h, DSI 32h) with any TargetTime and protocol (PID 06h:
+/// image transfer).
+///
+/// # Errors
+/// An APDU too long for a block.
+pub fn secured_block(
+    block_id: u8,
+    (key_id, key_version, key): (u8, u8, &Key),
+    key_counter: u32,
+    target_time: u64,
+    protocol: u8,
+    apdu: &[u8],
+) -> Result<Vec<u8>, wmbus_frame::Error> {
+    use wmbus_frame::sitp::SecuredData;
     let data = SecuredData {
         key_counter,
-        target_time: TARGET_TIME_IMMEDIATE,
-        protocol: 0x01,
+        target_time,
+        protocol,
         apdu,
         mac: &[],
     };
     let mac = wmbus_security::sitp::mac(key, &data);
     let mut ds = Vec::with_capacity(18 + apdu.len());
     ds.extend(key_counter.to_le_bytes());
-    ds.extend(TARGET_TIME_IMMEDIATE.to_le_bytes().get(..5).unwrap_or(&[]));
-    ds.push(0x01);
+    ds.extend(target_time.to_le_bytes().get(..5).unwrap_or(&[]));
+    ds.push(protocol);
     ds.extend_from_slice(apdu);
     ds.extend(mac.get(..8).unwrap_or(&[]));
     emit_blocks(&[Block {

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
+pub mod firmware;
 pub mod meter;
 
 use std::fs::File;
@@ -616,6 +617,7 @@ fn run_talking(
             let dropped =
                 l.config.drop > 0.0 && (rng.below(10_000) as f64) < l.config.drop * 10_000.0;
             let telegrams = match l.talking.as_mut() {
+                Some(m) if m.silent(ms) => continue,
                 Some(m) => {
                     let t = m.spontaneous().map_err(|e| anyhow::anyhow!("{e}"))?;
                     l.listening_until = now + Duration::from_secs_f64(m.window.max(0.0));

@@ -33,6 +33,9 @@ use wmbus_security::replay::CounterKey;
 use wmbus_security::sitp::{ActivateDeactivate, KeyTransfer, unwrap};
 use wmbus_security::time::Instant;
 
+use crate::firmware::Outcome;
+use wmbus_frame::image::oms::{CI_COMMAND, CI_RESPONSE, Command, State};
+
 /// SITP status codes this meter answers with (addendum §5).
 pub mod status {
     /// Success.
@@ -72,6 +75,10 @@ pub struct TalkDesc {
     /// Faults: this many answers are lost on air (not sent).
     #[serde(default)]
     pub lose_answers: u32,
+    /// Takes software updates ([`crate::firmware`]); keys 18h (image MAC) and 23h (SITP
+    /// for Prepare, Activate, Terminate) go in `keys`.
+    #[serde(default)]
+    pub firmware: Option<crate::firmware::FirmwareDesc>,
 }
 
 /// An application key of [`TalkDesc`].
@@ -131,6 +138,13 @@ pub struct Meter {
     /// Last remote-control value executed (01FD1Fxx: 00 disconnect, 01 connect).
     pub breaker: Option<u8>,
     log: Vec<String>,
+    firmware: Option<crate::firmware::Target>,
+    /// No power until then (ms).
+    silent_until: u64,
+    /// The image state last logged.
+    logged_state: u8,
+    /// Time of the frame being handled (ms).
+    last_now: u64,
 }
 
 fn err<T>(what: impl Into<String>) -> Result<T, EncodeError> {
@@ -226,7 +240,6 @@ impl Meter {
             desc,
             address,
             master,
-            keys,
             pending: BTreeMap::new(),
             installed: !talk.installation,
             counter,
@@ -239,7 +252,37 @@ impl Meter {
             window: talk.window.unwrap_or(2.0),
             breaker: None,
             log: Vec::new(),
+            firmware: talk.firmware.clone().map(|f| {
+                crate::firmware::Target::new(
+                    f,
+                    keys.get(&wmbus_frame::image::oms::IMAGE_MAC_KEY_ID)
+                        .map(|k| k.key.clone()),
+                    u64::from(address.address.ident.0),
+                )
+            }),
+            silent_until: 0,
+            logged_state: State::IDLE.0,
+            last_now: 0,
+            keys,
         })
+    }
+
+    /// Without power (a fault) at `now_ms`: it neither sends nor hears.
+    pub const fn silent(&self, now_ms: u64) -> bool {
+        now_ms < self.silent_until
+    }
+
+    /// Keeps its receiver on: a software update is under way (after Prepare, until it is
+    /// activated or terminated).
+    pub fn keeps_listening(&mut self, now_ms: u64) -> bool {
+        self.firmware
+            .as_mut()
+            .is_some_and(|f| (2..=11).contains(&f.state(now_ms).0))
+    }
+
+    /// The running firmware's version (software updates).
+    pub fn firmware_version(&self) -> Option<u32> {
+        self.firmware.as_ref().map(|f| f.version)
     }
 
     /// The meter's address.
@@ -337,6 +380,10 @@ impl Meter {
 
     /// A frame heard from the radio (L-field first, no CRCs); returns the answers to send.
     pub fn receive(&mut self, now: Instant, bytes: &[u8]) -> Vec<Vec<u8>> {
+        if self.silent(now.millis()) {
+            return Vec::new();
+        }
+        self.last_now = now.millis();
         let Ok(frame) = Frame::parse(bytes, FrameFormat::NoCrc) else {
             return Vec::new();
         };
@@ -378,7 +425,42 @@ impl Meter {
         if let Some(a) = self.activation.take() {
             self.activate(a);
         }
+        self.log_image_state(now.millis());
+        if let Some(f) = self.firmware.as_mut()
+            && f.power_loss_due()
+        {
+            self.silent_until = now.millis() + f.power_loss_ms();
+            self.note(format!(
+                "{}: power lost (fault) for {} ms; the block store is kept",
+                self.name(),
+                self.silent_until - now.millis()
+            ));
+            return Vec::new();
+        }
         out
+    }
+
+    fn log_image_state(&mut self, now_ms: u64) {
+        let Some(f) = self.firmware.as_mut() else {
+            return;
+        };
+        let state = f.state(now_ms);
+        if state.0 == self.logged_state {
+            return;
+        }
+        self.logged_state = state.0;
+        let version = f.version;
+        let missing = f.missing().len();
+        let line = match state {
+            State::TRANSFER_INITIATED => format!("image prepared, {missing} blocks to come"),
+            State::TRANSFER_SUCCESSFUL => "image complete".to_string(),
+            State::VALIDATION_SUCCESSFUL => "image valid (MAC matches)".to_string(),
+            State::VALIDATION_FAILED => "image refused at validation: MAC mismatch".to_string(),
+            State::ACTIVATION_SUCCESSFUL => format!("image activated, firmware version {version}"),
+            State::TERMINATED => "image transfer terminated".to_string(),
+            s => format!("image state {}", s.name()),
+        };
+        self.note(format!("{}: {line}", self.name()));
     }
 
     fn name(&self) -> String {
@@ -574,8 +656,44 @@ impl Meter {
         let body = application
             .strip_prefix(&[0x2F, 0x2F])
             .unwrap_or(&application);
+        if frame
+            .repr
+            .transport
+            .tpl
+            .is_some_and(|t| t.ci.0 == CI_COMMAND)
+        {
+            return self.image_command(now, frame, body);
+        }
         self.execute(body);
         self.ack(frame, 0x00)
+    }
+
+    /// An image-transfer command in SND-UD (CI C0h): answered by an ACK carrying the
+    /// response (CI C1h, mode 7).
+    fn image_command(&mut self, now: Instant, frame: &Frame<'_>, body: &[u8]) -> Vec<Vec<u8>> {
+        let outcome = match (Command::parse(body, 0), self.firmware.as_mut()) {
+            (Ok(c), Some(f)) => f.handle(now.millis(), &c, false),
+            (Err(e), Some(_)) => return self.refuse(frame, &format!("image command: {e}")),
+            (_, None) => return self.refuse(frame, "no software update here"),
+        };
+        match outcome {
+            Outcome::Respond(r) => {
+                let d = self.answer(frame, ControlField::ACK, CI_RESPONSE, 0x80, 0x00);
+                self.sealed(d, &r)
+            }
+            Outcome::Lost => {
+                self.note(format!("{}: block lost on air (fault)", self.name()));
+                Vec::new()
+            }
+            Outcome::Refuse(code) => self.application_error(frame, code),
+        }
+    }
+
+    /// An unencrypted application error with this code (10h: invalid in the state).
+    fn application_error(&mut self, frame: &Frame<'_>, code: u8) -> Vec<Vec<u8>> {
+        self.note(format!("{}: application error {code:02X}h", self.name()));
+        let d = self.answer(frame, ControlField::RSP_UD, 0x6E, 0x80, 0x02);
+        self.plain(d, &[code])
     }
 
     fn execute(&mut self, apdu: &[u8]) {
@@ -714,11 +832,17 @@ impl Meter {
                         data.key_counter, app.counter
                     )));
                 }
-                if data.target_time != TARGET_TIME_IMMEDIATE {
+                let image = data.protocol == wmbus_frame::image::oms::SITP_PROTOCOL;
+                if data.target_time != TARGET_TIME_IMMEDIATE
+                    && !(image && data.target_time == TARGET_TIME_INVALID)
+                {
                     return Err(Refusal::Status(status::TARGET_TIME));
                 }
                 if let Some(k) = self.keys.get_mut(&id) {
                     k.counter = data.key_counter;
+                }
+                if image {
+                    return self.secured_image_command(b, &app.key, &data);
                 }
                 let apdu = data.apdu.to_vec();
                 self.execute(&apdu);
@@ -805,6 +929,48 @@ impl Meter {
             }
             _ => Err(Refusal::Status(status::UNKNOWN_BCF)),
         }
+    }
+
+    /// Prepare, Activate or Terminate in SITP secured data (PID 06h): the answer block
+    /// carries the response the same way, `KeyCounter ‖ TargetTime ‖ PID ‖ response ‖
+    /// CMAC-8` under the same key (provisional: Annex N shows only PID 01h, echoed).
+    fn secured_image_command(
+        &mut self,
+        b: &AnswerBlock,
+        key: &Key,
+        data: &SecuredData<'_>,
+    ) -> Result<Option<(DataInfo, Vec<u8>)>, Refusal> {
+        let now = self.last_now;
+        let command = Command::parse(data.apdu, 0)
+            .map_err(|e| Refusal::Silent(format!("image command: {e}")))?;
+        let outcome = match self.firmware.as_mut() {
+            Some(f) => f.handle(now, &command, true),
+            None => return Err(Refusal::Status(status::UNKNOWN_BCF)),
+        };
+        let response = match outcome {
+            Outcome::Respond(r) => r,
+            Outcome::Lost | Outcome::Refuse(_) => {
+                return Err(Refusal::Silent(format!(
+                    "image {} not allowed now",
+                    command.function().name()
+                )));
+            }
+        };
+        let reply = SecuredData {
+            key_counter: data.key_counter,
+            target_time: data.target_time,
+            protocol: data.protocol,
+            apdu: &response,
+            mac: &[],
+        };
+        let mac = wmbus_security::sitp::mac(key, &reply);
+        let mut ds = Vec::with_capacity(18 + response.len());
+        ds.extend(data.key_counter.to_le_bytes());
+        ds.extend(data.target_time.to_le_bytes().get(..5).unwrap_or(&[]));
+        ds.push(data.protocol);
+        ds.extend_from_slice(&response);
+        ds.extend(mac.get(..8).unwrap_or(&[]));
+        Ok(Some((b.data_info, ds)))
     }
 
     fn activate(&mut self, a: Activation) {

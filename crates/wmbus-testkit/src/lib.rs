@@ -12,6 +12,8 @@
 
 use std::path::PathBuf;
 
+pub mod talk;
+
 use serde_json::Value;
 
 /// The workspace's `testdata/` folder.

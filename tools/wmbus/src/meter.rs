@@ -110,6 +110,29 @@ enum MeterAction {
     },
     /// Reset the meter's link (SND-NKE).
     Reset,
+    /// Update the meter's software (OMS image transfer; docs/software-update.md): prepare,
+    /// every block, the lost ones again, validate, activate. Resumable: the progress is kept
+    /// in IMAGE.transfer until the image is active.
+    Firmware {
+        /// The image file.
+        image: PathBuf,
+        /// Image identifier, hex (default: from the image MAC).
+        #[arg(long)]
+        image_id: Option<String>,
+        /// Block size (at least 190).
+        #[arg(long, default_value_t = 190)]
+        block_size: usize,
+        /// Wait this long for a block's acknowledgement before going on (lost blocks are
+        /// sent again after Completion).
+        #[arg(long, default_value = "300ms")]
+        block_timeout: String,
+        /// At least this long between blocks (battery meters).
+        #[arg(long, default_value = "0s")]
+        pace: String,
+        /// Where the progress is kept (default: IMAGE.transfer).
+        #[arg(long)]
+        progress_file: Option<PathBuf>,
+    },
     /// Send these bytes (L-field first, no CRCs) in the meter's next window and show the
     /// answer: for testing how a meter treats a replay or a tampered message.
     Send {
@@ -139,6 +162,7 @@ struct Radio {
     /// RSSI of the meter's last frame.
     rssi: Option<f32>,
     verbose: bool,
+    quiet: bool,
 }
 
 impl Radio {
@@ -198,7 +222,9 @@ impl Radio {
         loop {
             match exchange.poll(self.now()) {
                 Action::Transmit(bytes) => {
-                    println!("→ {} (try {})", request.name, exchange.tries());
+                    if !self.quiet {
+                        println!("→ {} (try {})", request.name, exchange.tries());
+                    }
                     if self.verbose {
                         println!("  sent {}", hex::encode_upper(&bytes));
                     }
@@ -223,14 +249,23 @@ impl Radio {
                             }
                             return Ok(Outcome::Answer { bytes });
                         }
-                        Handled::Window => {
+                        Handled::Window if !self.quiet => {
                             println!("  meter heard ({}): window open", control_name(&frame));
                         }
+                        Handled::Window => {}
                         Handled::Ignored => {}
                     }
                 }
             }
         }
+    }
+
+    /// [`Self::exchange`] without progress lines (blocks of a software update).
+    fn exchange_quietly(&mut self, exchange: &mut Exchange, request: &Request) -> Result<Outcome> {
+        let verbose = std::mem::replace(&mut self.quiet, true);
+        let r = self.exchange(exchange, request);
+        self.quiet = verbose;
+        r
     }
 
     /// Waits for a frame from `meter` (any meter when `None`) for up to `wait`.
@@ -347,8 +382,12 @@ fn state_path(args: &Args) -> PathBuf {
     })
 }
 
+/// Writes the partner state whole or not at all (a kill mid-write must not lose counters).
 fn save(partner: &Partner, path: &Path) -> Result<()> {
-    std::fs::write(path, partner.to_text())
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, partner.to_text())
+        .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("writing partner state {}", path.display()))
 }
 
@@ -437,6 +476,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         early,
         rssi: None,
         verbose: args.verbose,
+        quiet: false,
     };
     let mut receiver = Receiver::new(
         keys.store(),
@@ -470,35 +510,66 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         }
         false
     };
+    if let MeterAction::Firmware {
+        image,
+        image_id,
+        block_size,
+        block_timeout,
+        pace,
+        progress_file,
+    } = &args.action
+    {
+        let mk = master()?.0;
+        let mut ctx = Ctx {
+            radio: &mut radio,
+            exchange: &mut exchange,
+            partner: &mut partner,
+            receiver: &mut receiver,
+            meter,
+            master: &mk,
+            state: &state,
+        };
+        let options = FirmwareOptions {
+            image,
+            image_id: image_id.as_deref(),
+            block_size: *block_size,
+            block_timeout: millis(block_timeout)?,
+            pace: if pace
+                .trim()
+                .trim_start_matches(['0', '.'])
+                .chars()
+                .all(char::is_alphabetic)
+            {
+                0
+            } else {
+                millis(pace)?
+            },
+            progress_file: progress_file.as_deref(),
+            policy,
+        };
+        return firmware(&mut ctx, &keys, &options);
+    }
     let request = match &args.action {
         MeterAction::Install => bail!("installation is handled above"),
+        MeterAction::Firmware { .. } => bail!("the software update is handled above"),
         MeterAction::Read { .. } => partner.request_data(&meter, radio.rssi, false)?,
         MeterAction::Reset => partner.reset_link(&meter, radio.rssi)?,
         MeterAction::Command { apdu, key_id } => {
             let (app_key, version) = keys.get(&meter, Some(*key_id)).ok_or_else(|| {
                 anyhow::anyhow!("no key id={key_id:02X} for {label} in the key file")
             })?;
-            if partner.key_counter(&meter, *key_id) == 0 {
-                println!("KeyCounter of key {key_id:02X}h unknown: asking the meter first");
-                let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block(), radio.rssi)?;
-                r.name = "SITP key list";
-                save(&partner, &state)?;
-                let outcome = radio.exchange(&mut exchange, &r)?;
-                let Outcome::Answer { bytes } = outcome else {
-                    return report_failure(&label, outcome);
-                };
-                let o = open_answer(&mut receiver, radio.now(), &bytes);
-                if refused(&o) || !matches!(o.result, SecurityResult::Authenticated) {
-                    println!("the key list did not come back authenticated");
-                    return Ok(ExitCode::from(1));
-                }
-                let blocks = sitp_blocks(&o.application)?;
-                print_blocks(&blocks);
-                partner.learn_key_counters(&meter, &blocks);
-                // The meter listens again right after its answer.
-                if let Ok(f) = Frame::parse(&bytes, FrameFormat::NoCrc) {
-                    exchange.handle(radio.now(), &f);
-                }
+            let mk = master()?.0;
+            let mut ctx = Ctx {
+                radio: &mut radio,
+                exchange: &mut exchange,
+                partner: &mut partner,
+                receiver: &mut receiver,
+                meter,
+                master: &mk,
+                state: &state,
+            };
+            if !ensure_key_counter(&mut ctx, *key_id)? {
+                return Ok(ExitCode::from(1));
             }
             let counter = partner.next_key_counter(&meter, *key_id);
             let apdu = hex::decode(apdu).context("--apdu is not hex")?;
@@ -676,6 +747,295 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             })
         }
     }
+}
+
+struct FirmwareOptions<'a> {
+    image: &'a Path,
+    image_id: Option<&'a str>,
+    block_size: usize,
+    block_timeout: u64,
+    pace: u64,
+    progress_file: Option<&'a Path>,
+    policy: Policy,
+}
+
+/// `wmbus meter firmware`: drives [`Transfer`] through the exchange engine.
+fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<ExitCode> {
+    use wmbus_frame::image::oms::{
+        CI_COMMAND, Function, IMAGE_MAC_KEY_ID, ITP_KEY_ID, MIN_BLOCK_SIZE, Response, SITP_PROTOCOL,
+    };
+    use wmbus_frame::sitp::{SecuredData, TARGET_TIME_IMMEDIATE, TARGET_TIME_INVALID};
+    use wmbus_host::partner::{Security, secured_block};
+    use wmbus_host::transfer::{Step, Transfer};
+
+    let label = meter_label(&c.meter);
+    if o.block_size < MIN_BLOCK_SIZE {
+        bail!("--block-size: at least {MIN_BLOCK_SIZE}");
+    }
+    let image = std::fs::read(o.image).with_context(|| format!("reading {}", o.image.display()))?;
+    let (mac_key, _) = keys
+        .get(&c.meter, Some(IMAGE_MAC_KEY_ID))
+        .ok_or_else(|| anyhow::anyhow!("no image MAC key id=18 for {label} in the key file"))?;
+    let (itp_key, itp_version) = keys
+        .get(&c.meter, Some(ITP_KEY_ID))
+        .ok_or_else(|| anyhow::anyhow!("no key id=23 (image transfer) for {label}"))?;
+    let mac = wmbus_security::image::oms_image_mac(&mac_key, &image);
+    let image_id = match o.image_id {
+        Some(h) => u32::from_str_radix(h, 16).context("--image-id: hex")?,
+        None => u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]]),
+    };
+    let progress_path = o.progress_file.map_or_else(
+        || {
+            let mut p = o.image.as_os_str().to_owned();
+            p.push(".transfer");
+            PathBuf::from(p)
+        },
+        Path::to_path_buf,
+    );
+    let mut transfer = Transfer::new(image, image_id, o.block_size, mac);
+    let started = Instant::now();
+    let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if let Ok(text) = std::fs::read_to_string(&progress_path) {
+        match transfer.resume(&text, now_ms()) {
+            Ok(()) => println!(
+                "resuming the transfer of image {image_id:08X} ({}): asking the meter what it lacks",
+                transfer.phase_name()
+            ),
+            Err(e) => println!("{}: {}; starting afresh", progress_path.display(), e.0),
+        }
+    }
+    println!(
+        "image {image_id:08X}: {} bytes in {} blocks of {} to {label}",
+        transfer.image_len(),
+        transfer.blocks(),
+        o.block_size
+    );
+    if !ensure_key_counter(c, ITP_KEY_ID)? {
+        return Ok(ExitCode::from(1));
+    }
+    // During the update the meter keeps its receiver on (docs/software-update.md).
+    let open_line = Policy {
+        window: Window::Always,
+        ..o.policy
+    };
+    let block_policy = Policy {
+        tries: 1,
+        answer_timeout: WDuration::from_millis(o.block_timeout),
+        ..open_line
+    };
+    let mut open_exchange = Exchange::new(*c.exchange.meter(), open_line);
+    let mut block_exchange = Exchange::new(*c.exchange.meter(), block_policy);
+    let mut last_shown = 0usize;
+    let mut last_block = Instant::now();
+    loop {
+        let step = transfer.next(now_ms());
+        // Written whole or not at all: a kill mid-write must not lose the progress.
+        let tmp = progress_path.with_extension("transfer.tmp");
+        std::fs::write(&tmp, transfer.to_text())
+            .and_then(|()| std::fs::rename(&tmp, &progress_path))
+            .with_context(|| format!("writing {}", progress_path.display()))?;
+        let (request, secured) = match step {
+            Step::Done => {
+                let _ = std::fs::remove_file(&progress_path);
+                println!(
+                    "image {image_id:08X} active on {label}; {} blocks sent for {}",
+                    transfer.blocks_sent,
+                    transfer.blocks()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Step::Failed(why) => {
+                let _ = std::fs::remove_file(&progress_path);
+                println!("software update of {label} failed: {why}");
+                return Ok(ExitCode::from(1));
+            }
+            Step::WaitUntil(t) => {
+                while now_ms() < t {
+                    let _ = c.radio.next()?;
+                }
+                continue;
+            }
+            Step::Secured(apdu) => {
+                let target_time = if apdu.first() == Some(&Function::ACTIVATE.0) {
+                    TARGET_TIME_INVALID
+                } else {
+                    TARGET_TIME_IMMEDIATE
+                };
+                let counter = c.partner.next_key_counter(&c.meter, ITP_KEY_ID);
+                let block = secured_block(
+                    0,
+                    (ITP_KEY_ID, itp_version, &itp_key),
+                    counter,
+                    target_time,
+                    SITP_PROTOCOL,
+                    &apdu,
+                )?;
+                let mut r = c.partner.sitp(&c.meter, c.master, &block, c.radio.rssi)?;
+                r.name = match Function(apdu.first().copied().unwrap_or(0xFF)) {
+                    Function::PREPARE => "prepare (SITP)",
+                    Function::ACTIVATE => "activate (SITP)",
+                    _ => "terminate (SITP)",
+                };
+                (r, true)
+            }
+            Step::Plain(apdu) => {
+                let mut r = c.partner.command_without_ell(
+                    &c.meter,
+                    CI_COMMAND,
+                    &apdu,
+                    Security::Mode7,
+                    Some(c.master),
+                    c.radio.rssi,
+                )?;
+                r.name = Function(apdu.first().copied().unwrap_or(0xFF)).name();
+                (r, false)
+            }
+        };
+        save(c.partner, c.state)?;
+        let sending_block = transfer.sending_block();
+        if sending_block && o.pace > 0 {
+            let due = last_block + Duration::from_millis(o.pace);
+            while Instant::now() < due {
+                let _ = c.radio.next()?;
+            }
+            last_block = Instant::now();
+        }
+        let exchange = if request.name.ends_with("(SITP)") && transfer.phase_name() == "prepare" {
+            &mut *c.exchange
+        } else if sending_block {
+            &mut block_exchange
+        } else {
+            &mut open_exchange
+        };
+        let quiet = sending_block;
+        let outcome = if quiet {
+            c.radio.exchange_quietly(exchange, &request)?
+        } else {
+            c.radio.exchange(exchange, &request)?
+        };
+        let Outcome::Answer { bytes } = outcome else {
+            if !quiet {
+                println!("  no answer to {}", request.name);
+            }
+            transfer.on_no_answer();
+            continue;
+        };
+        let opened = open_answer(c.receiver, c.radio.now(), &bytes);
+        if opened.refused() {
+            let code = opened.application.first().copied().unwrap_or(0);
+            println!(
+                "← {label} refused {}: application error {code:02X}h",
+                request.name
+            );
+            transfer.on_refused(code);
+            continue;
+        }
+        if opened.result != SecurityResult::Authenticated {
+            println!(
+                "← answer to {} not authenticated ({:?})",
+                request.name, opened.result
+            );
+            transfer.on_no_answer();
+            continue;
+        }
+        let body = opened
+            .application
+            .strip_prefix(&[0x2F, 0x2F])
+            .unwrap_or(&opened.application)
+            .to_vec();
+        let apdu = if secured {
+            // The response in secured data, MACed with key 23h.
+            let blocks = sitp_blocks(&opened.application)?;
+            let Some(b) = blocks.first().filter(|b| b.data_info == DataInfo::CMAC8) else {
+                print_blocks(&blocks);
+                transfer.on_refused(0);
+                continue;
+            };
+            let block = wmbus_frame::sitp::Block {
+                offset: 0,
+                block_id: b.block_id,
+                control: b.control,
+                recipient: 0,
+                data_info: b.data_info,
+                header1: b.headers.0,
+                header2: b.headers.1,
+                data: &b.data,
+            };
+            let data = SecuredData::parse(&block)?;
+            if wmbus_security::sitp::verify(&itp_key, &data).is_err() {
+                println!("← the meter's secured response does not verify (key 23h)");
+                transfer.on_no_answer();
+                continue;
+            }
+            data.apdu.to_vec()
+        } else {
+            body
+        };
+        let response = Response::parse(&apdu, 0)?;
+        if !quiet {
+            println!(
+                "← {} from {label}: state {}",
+                Function(response.function.0 & 0x7F).name(),
+                response.state.name()
+            );
+            if let Some(t) = response.lost_total.filter(|t| *t > 0) {
+                println!("  {t} block(s) lost: sending them again");
+            }
+        }
+        transfer.on_response(now_ms(), &response);
+        let shown = transfer.confirmed() * 10 / transfer.blocks().max(1);
+        if sending_block && shown != last_shown {
+            last_shown = shown;
+            println!(
+                "  blocks {}/{} confirmed",
+                transfer.confirmed(),
+                transfer.blocks()
+            );
+        }
+    }
+}
+
+/// What a multi-step exchange with one meter works with.
+struct Ctx<'a> {
+    radio: &'a mut Radio,
+    exchange: &'a mut Exchange,
+    partner: &'a mut Partner,
+    receiver: &'a mut Receiver<MemoryKeyStore>,
+    meter: MeterAddress,
+    master: &'a Key,
+    state: &'a Path,
+}
+
+/// Learns the meter's KeyCounter of `key_id` (SITP key list) when the partner has none
+/// recorded; false (after saying why) when the meter does not tell.
+fn ensure_key_counter(c: &mut Ctx<'_>, key_id: u8) -> Result<bool> {
+    if c.partner.key_counter(&c.meter, key_id) != 0 {
+        return Ok(true);
+    }
+    println!("KeyCounter of key {key_id:02X}h unknown: asking the meter first");
+    let mut r = c
+        .partner
+        .sitp(&c.meter, c.master, &list_keys_block(), c.radio.rssi)?;
+    r.name = "SITP key list";
+    save(c.partner, c.state)?;
+    let outcome = c.radio.exchange(c.exchange, &r)?;
+    let Outcome::Answer { bytes } = outcome else {
+        report_failure(&meter_label(&c.meter), outcome)?;
+        return Ok(false);
+    };
+    let o = open_answer(c.receiver, c.radio.now(), &bytes);
+    if o.refused() || !matches!(o.result, SecurityResult::Authenticated) {
+        println!("the key list did not come back authenticated");
+        return Ok(false);
+    }
+    let blocks = sitp_blocks(&o.application)?;
+    print_blocks(&blocks);
+    c.partner.learn_key_counters(&c.meter, &blocks);
+    // The meter listens again right after its answer.
+    if let Ok(f) = Frame::parse(&bytes, FrameFormat::NoCrc) {
+        c.exchange.handle(c.radio.now(), &f);
+    }
+    Ok(true)
 }
 
 fn report_failure(label: &str, outcome: Outcome) -> Result<ExitCode> {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use wmbus_dongle::dialogue::{Action, Dialogue};
 use wmbus_dongle::{Event, Host, Kind, LinkMode, Received, Step};
 
-/// A duration: seconds, or a number with s, m or h.
+/// A duration: seconds, or a number with ms, s, m or h.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
@@ -23,10 +23,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
         .parse()
         .with_context(|| format!("duration {s:?}"))?;
     let secs = match unit {
+        "ms" => n / 1000.0,
         "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        other => bail!("duration unit {other:?}: use s, m or h"),
+        other => bail!("duration unit {other:?}: use ms, s, m or h"),
     };
     if !(secs.is_finite() && secs > 0.0) {
         bail!("duration must be positive");

@@ -11,98 +11,16 @@
 //! command and its answer, a fragmented read, a lost answer retried, a replayed and a
 //! tampered command refused, and a key rotation after which only the new key decrypts.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+use wmbus_testkit::talk::{Sim, private_copy};
+
+fn root() -> std::path::PathBuf {
+    wmbus_testkit::testdata().join("..")
 }
 
-struct Sim {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    tty: PathBuf,
-}
-
-impl Sim {
-    fn start(dir: &Path) -> Self {
-        let tty = dir.join("tty");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wmbus"))
-            .args(["simulate", "--dongle", "im871a", "--duration", "300"])
-            .arg("--meters")
-            .arg(root().join("testdata/sim/talk.toml"))
-            .arg("--link")
-            .arg(&tty)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, log, tty }
-    }
-
-    /// Waits up to 5 s for a log line containing `text`.
-    fn expect_log(&self, text: &str) {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            if self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no log line with {text:?}: {:#?}", self.log.lock().unwrap());
-    }
-
-    fn log_count(&self, text: &str) -> usize {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(text))
-            .count()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `wmbus meter ARGS`; returns exit status and stdout.
 fn meter(sim: &Sim, keys: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wmbus"))
-        .arg("meter")
-        .args(args)
-        .arg("--device")
-        .arg(&sim.tty)
-        .args(["--dongle", "im871a", "--wait", "15s"])
-        .arg("--keys")
-        .arg(keys)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    eprintln!(
-        "wmbus meter {args:?}:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), stdout)
+    wmbus_testkit::talk::meter(env!("CARGO_BIN_EXE_wmbus"), sim, keys, args)
 }
 
 fn sent_frames(stdout: &str) -> Vec<String> {
@@ -113,15 +31,6 @@ fn sent_frames(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-fn private_copy(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
-
 #[test]
 fn talking_to_simulated_meters() {
     let dir = std::env::temp_dir().join(format!("wmbus-meter-{}", std::process::id()));
@@ -129,7 +38,7 @@ fn talking_to_simulated_meters() {
     std::fs::create_dir_all(&dir).unwrap();
     let keys = dir.join("keys.txt");
     private_copy(&root().join("testdata/sim/talk-keys.txt"), &keys);
-    let sim = Sim::start(&dir);
+    let sim = Sim::start(env!("CARGO_BIN_EXE_wmbus"), &dir, "talk.toml");
     let breaker = ["--meter", "XYZ.12345678"];
 
     // Installation: SND-IR, CNF-IR, then the meter's SND-NR.
