@@ -13,6 +13,8 @@
 //! | [`afl`] | authentication and fragmentation | 90h |
 //! | [`tpl`] | transport layer | 5Ah, 72h, 7Ah, … |
 //! | [`apl`] | data records | – |
+//! | [`sitp`] | security information transfer (key distribution, secured data) | C3h–C6h |
+//! | [`image`] | software update: OMS image transfer (provisional widths), ESMR 5 | C0h–C2h |
 //!
 //! Receiving is two steps: [`frame::normalize`] checks and strips CRCs, then
 //! [`frame::Frame::parse`] reads every layer. Building is [`frame::FrameRepr::emit_on_air`].

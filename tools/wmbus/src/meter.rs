@@ -827,6 +827,17 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
     let mut block_exchange = Exchange::new(*c.exchange.meter(), block_policy);
     let mut last_shown = 0usize;
     let mut last_block = Instant::now();
+    // A bar on a terminal; a line every tenth otherwise (logs, tests).
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stdout()).then(|| {
+        let b = indicatif::ProgressBar::new(transfer.blocks() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:12} [{bar:40}] {pos}/{len} blocks, {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
     loop {
         let step = transfer.next(now_ms());
         // Written whole or not at all: a kill mid-write must not lose the progress.
@@ -983,6 +994,11 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
             }
         }
         transfer.on_response(now_ms(), &response);
+        if let Some(b) = &bar {
+            b.set_message(transfer.phase_name());
+            b.set_position(transfer.confirmed() as u64);
+            continue;
+        }
         let shown = transfer.confirmed() * 10 / transfer.blocks().max(1);
         if sending_block && shown != last_shown {
             last_shown = shown;
