@@ -29,7 +29,7 @@ fn invalid(offset: usize, what: &'static str) -> Error {
 /// | 06 Activate | image id (4), date/time (4, type F) | state (1), image id (4) |
 /// | 07 Terminate | flags (1: bit 0 T_TR clear buffer, bit 1 T_IT reset process) | state (1), image id (4) |
 ///
-/// Blocks are numbered from 0; the block size is at least [`oms::MIN_BLOCK_SIZE`](crate::image::oms::MIN_BLOCK_SIZE).
+/// Blocks are numbered from 0; the block size is at least 190 bytes (`MIN_BLOCK_SIZE`).
 pub mod oms {
     use super::{Error, ErrorKind, Layer, Reader, Result, Writer, invalid};
 
