@@ -1,5 +1,5 @@
 //! A whole frame: link layer, then in this order an optional ELL, an optional AFL, and the
-//! transport layer with its application data (digest §2: DLL → [ELL] → [AFL] → TPL → APL).
+//! transport layer with its application data (digest §2: DLL → ELL? → AFL? → TPL → APL).
 //!
 //! [`Frame::parse`] reads every plaintext header (the first phase of a two-phase decode, as in
 //! quinn's `PartialDecode`); where the ELL encrypts what follows, parsing stops there and
@@ -122,7 +122,7 @@ impl<'a> Transport<'a> {
         Ok(out)
     }
 
-    /// Bytes [`Self::emit`] writes.
+    /// Bytes `emit_into` writes.
     pub fn buffer_len(&self) -> usize {
         self.afl.as_ref().map_or(0, AflRepr::buffer_len)
             + self.tpl.as_ref().map_or(0, TplRepr::buffer_len)
