@@ -68,3 +68,45 @@ pub fn sitp(data: &[u8]) {
         }
     }
 }
+
+/// Image-transfer messages: the first byte picks the parser (OMS command, OMS response,
+/// ESMR 5 record, SMR5 image file); whatever parses emits back to its bytes.
+pub fn image(data: &[u8]) {
+    use crate::image::{esmr5, oms};
+    let [selector, rest @ ..] = data else { return };
+    let mut out = [0u8; 1024];
+    match selector % 4 {
+        0 => {
+            if let Ok(c) = oms::Command::parse(rest, 1)
+                && let Ok(n) = c.emit(&mut out)
+            {
+                assert_eq!(out.get(..n), Some(rest), "emit(parse(command))");
+            }
+        }
+        1 => {
+            if let Ok(r) = oms::Response::parse(rest, 1)
+                && let Ok(n) = r.emit(&mut out)
+            {
+                assert_eq!(out.get(..n), Some(rest), "emit(parse(response))");
+                let _ = r.lost_blocks().count();
+            }
+        }
+        2 => {
+            if let Ok(m) = esmr5::Message::parse(rest, 1)
+                && let Ok(n) = m.emit(&mut out)
+            {
+                assert_eq!(out.get(..n), Some(rest), "emit(parse(record))");
+            }
+        }
+        _ => {
+            if let Ok(f) = esmr5::ImageFile::parse(rest) {
+                assert_eq!(
+                    Some(&f.header.to_bytes()[..]),
+                    rest.get(..esmr5::HEADER_LEN),
+                    "header round trip"
+                );
+                let _ = f.header.iv();
+            }
+        }
+    }
+}

@@ -19,6 +19,7 @@ fn run(target: &str, data: &[u8]) {
         "security_open" => wmbus_security::fuzzing::open(data),
         "sitp_blocks" => wmbus_frame::fuzzing::sitp(data),
         "dongle_hosts" => wmbus_dongle::fuzzing::hosts(data),
+        "image_messages" => wmbus_frame::fuzzing::image(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -41,6 +42,7 @@ fn corpora() {
         "security_open",
         "sitp_blocks",
         "dongle_hosts",
+        "image_messages",
     ] {
         let dir = root.join(target);
         let list = files(&dir);
