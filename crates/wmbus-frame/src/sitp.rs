@@ -78,6 +78,9 @@ impl DataInfo {
     pub const ACTIVATION_KWP: Self = Self(0x02);
     /// Combined activate/deactivate, KWP framed.
     pub const ACTIVATE_DEACTIVATE_KWP: Self = Self(0x03);
+    /// Active keys: `KeyID ‖ KeyVer` per key (provisional: the addendum names the
+    /// structure, not its layout; DSI 23h's entries without the counter).
+    pub const ACTIVE_KEYS: Self = Self(0x21);
     /// A status byte.
     pub const STATUS: Self = Self(0x22);
     /// Active key counters: `KeyID ‖ KeyVer ‖ KeyCounter(4 LE)` per key.

@@ -631,7 +631,7 @@ pub fn secured_data_block(
     apdu: &[u8],
 ) -> Result<Vec<u8>, wmbus_frame::Error> {
     secured_block(
-        block_id,
+        (block_id, DataInfo::CMAC8),
         (key_id, key_version, key),
         key_counter,
         wmbus_frame::sitp::TARGET_TIME_IMMEDIATE,
@@ -640,13 +640,13 @@ pub fn secured_data_block(
     )
 }
 
-/// A secured-data block (BCF 20h, DSI 32h) with any TargetTime and protocol (PID 06h:
-/// image transfer).
+/// A secured-data block (BCF 20h, DSI 32h CMAC-8 or 33h CMAC-16) with any TargetTime and
+/// protocol (PID 06h: image transfer).
 ///
 /// # Errors
 /// An APDU too long for a block.
 pub fn secured_block(
-    block_id: u8,
+    (block_id, data_info): (u8, DataInfo),
     (key_id, key_version, key): (u8, u8, &Key),
     key_counter: u32,
     target_time: u64,
@@ -667,13 +667,13 @@ pub fn secured_block(
     ds.extend(target_time.to_le_bytes().get(..5).unwrap_or(&[]));
     ds.push(protocol);
     ds.extend_from_slice(apdu);
-    ds.extend(mac.get(..8).unwrap_or(&[]));
+    ds.extend(mac.get(..data_info.cmac_len().unwrap_or(8)).unwrap_or(&[]));
     emit_blocks(&[Block {
         offset: 0,
         block_id,
         control: BlockControl::SECURED_DATA,
         recipient: 0,
-        data_info: DataInfo::CMAC8,
+        data_info,
         header1: key_id,
         header2: key_version,
         data: &ds,

@@ -232,6 +232,149 @@ impl ActivateDeactivate {
     }
 }
 
+/// Secured data with GCM, GMAC or CCM (DSI 34h–37h). **Provisional**: EN 13757-7 Annex A
+/// names these variants but their layouts are not public (addendum §5). Our reading keeps
+/// DSI 32h's frame and takes the IV/nonce the way modes 9 and 10 do:
+///
+/// - data: `KeyCounter(4 LE) ‖ TargetTime(5 LE) ‖ PID ‖ payload ‖ tag`;
+/// - associated data: `KeyCounter ‖ TargetTime ‖ PID` (34h, 36h, 37h), or everything before
+///   the tag (35h, GMAC);
+/// - IV (GCM, GMAC, 12 bytes): the addressed meter's `M ‖ ID ‖ Ver ‖ Type` ‖ KeyCounter (LE);
+/// - nonce (CCM, 13 bytes): the same 12 bytes ‖ 00h;
+/// - payload: the APDU encrypted (34h, 36h, 37h) or in clear (35h); tag 16 bytes, except
+///   36h (8 bytes).
+pub mod provisional {
+    use alloc::vec::Vec;
+
+    use wmbus_frame::codepoints::MeterAddress;
+    use wmbus_frame::sitp::DataInfo;
+    use zeroize::Zeroizing;
+
+    use crate::key::Key;
+    use crate::primitives::{self, TagMismatch, verify_truncated};
+
+    /// GCM, 16-byte tag.
+    pub const GCM: DataInfo = DataInfo(0x34);
+    /// GMAC, 16-byte tag.
+    pub const GMAC: DataInfo = DataInfo(0x35);
+    /// CCM, 8-byte tag.
+    pub const CCM8: DataInfo = DataInfo(0x36);
+    /// CCM, 16-byte tag.
+    pub const CCM16: DataInfo = DataInfo(0x37);
+
+    /// The tag length of a DSI this module handles.
+    pub const fn tag_len(dsi: DataInfo) -> Option<usize> {
+        match dsi.0 {
+            0x34 | 0x35 | 0x37 => Some(16),
+            0x36 => Some(8),
+            _ => None,
+        }
+    }
+
+    fn iv(meter: &MeterAddress, key_counter: u32) -> [u8; 12] {
+        let mut iv = [0u8; 12];
+        for (o, b) in iv.iter_mut().zip(
+            meter
+                .to_link_bytes()
+                .iter()
+                .chain(&key_counter.to_le_bytes()),
+        ) {
+            *o = *b;
+        }
+        iv
+    }
+
+    fn nonce(meter: &MeterAddress, key_counter: u32) -> [u8; 13] {
+        let mut n = [0u8; 13];
+        for (o, b) in n.iter_mut().zip(iv(meter, key_counter).iter()) {
+            *o = *b;
+        }
+        n
+    }
+
+    /// Secured data of `dsi` for `apdu`.
+    ///
+    /// # Errors
+    /// [`TagMismatch`] for a DSI this module does not handle.
+    pub fn seal(
+        dsi: DataInfo,
+        key: &Key,
+        meter: &MeterAddress,
+        (key_counter, target_time, protocol): (u32, u64, u8),
+        apdu: &[u8],
+    ) -> Result<Vec<u8>, TagMismatch> {
+        let tag_len = tag_len(dsi).ok_or(TagMismatch)?;
+        let mut out = Vec::with_capacity(10 + apdu.len() + tag_len);
+        out.extend(key_counter.to_le_bytes());
+        out.extend(target_time.to_le_bytes().get(..5).unwrap_or(&[]));
+        out.push(protocol);
+        let header = out.len();
+        out.extend_from_slice(apdu);
+        let mut tag = [0u8; 16];
+        let tag = tag.get_mut(..tag_len).ok_or(TagMismatch)?;
+        let (aad, body) = out.split_at_mut(header);
+        match dsi.0 {
+            0x34 => primitives::gcm_seal(key, &iv(meter, key_counter), aad, body, tag)?,
+            0x35 => {
+                let t = primitives::gmac(key, &iv(meter, key_counter), &out);
+                tag.copy_from_slice(t.get(..16).unwrap_or(&[0; 16]));
+            }
+            _ => primitives::ccm_seal(key, &nonce(meter, key_counter), aad, body, tag)?,
+        }
+        out.extend_from_slice(tag);
+        Ok(out)
+    }
+
+    /// What [`open`] returns: the header fields and the APDU in clear.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Opened {
+        /// KeyCounter.
+        pub key_counter: u32,
+        /// TargetTime.
+        pub target_time: u64,
+        /// PID.
+        pub protocol: u8,
+        /// The APDU (zeroized when dropped).
+        pub apdu: Zeroizing<Vec<u8>>,
+    }
+
+    /// Verifies and opens secured data of `dsi`; nothing is released unless the tag
+    /// verifies.
+    ///
+    /// # Errors
+    /// [`TagMismatch`]: wrong key, meter or counter, altered data, or too short.
+    pub fn open(
+        dsi: DataInfo,
+        key: &Key,
+        meter: &MeterAddress,
+        data: &[u8],
+    ) -> Result<Opened, TagMismatch> {
+        let tag_len = tag_len(dsi).ok_or(TagMismatch)?;
+        if data.len() < 10 + tag_len {
+            return Err(TagMismatch);
+        }
+        let (body, tag) = data.split_at(data.len() - tag_len);
+        let (header, payload) = body.split_at(10);
+        let [c0, c1, c2, c3, t0, t1, t2, t3, t4, protocol] = header else {
+            return Err(TagMismatch);
+        };
+        let key_counter = u32::from_le_bytes([*c0, *c1, *c2, *c3]);
+        let target_time = u64::from_le_bytes([*t0, *t1, *t2, *t3, *t4, 0, 0, 0]);
+        let mut apdu = Zeroizing::new(payload.to_vec());
+        match dsi.0 {
+            0x34 => primitives::gcm_open(key, &iv(meter, key_counter), header, &mut apdu, tag)?,
+            0x35 => verify_truncated(&primitives::gmac(key, &iv(meter, key_counter), body), tag)?,
+            _ => primitives::ccm_open(key, &nonce(meter, key_counter), header, &mut apdu, tag)?,
+        }
+        Ok(Opened {
+            key_counter,
+            target_time,
+            protocol: *protocol,
+            apdu,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +429,39 @@ mod tests {
             let mut bad = wrapped.clone();
             bad[i] ^= 0x10;
             assert!(unwrap(Some(&key(1)), &bad).is_err(), "bit in byte {i}");
+        }
+    }
+
+    /// The provisional GCM/GMAC/CCM variants: both directions, and every byte flipped,
+    /// another key, another meter or another counter refused.
+    #[test]
+    fn provisional_aead_variants() {
+        use super::provisional::{CCM8, CCM16, GCM, GMAC, open, seal};
+        let meter = wmbus_frame::codepoints::MeterAddress::from_link_bytes([
+            0x3A, 0x63, 0x78, 0x56, 0x34, 0x12, 0x55, 0x20,
+        ]);
+        let other = wmbus_frame::codepoints::MeterAddress::from_link_bytes([
+            0x3A, 0x63, 0x79, 0x56, 0x34, 0x12, 0x55, 0x20,
+        ]);
+        let apdu = [0x01, 0xFD, 0x1F, 0x00];
+        for dsi in [GCM, GMAC, CCM8, CCM16] {
+            let data = seal(dsi, &key(7), &meter, (15, 0x30_0000_0000, 1), &apdu).unwrap();
+            let o = open(dsi, &key(7), &meter, &data).unwrap();
+            assert_eq!((o.key_counter, o.protocol), (15, 1));
+            assert_eq!(o.target_time, 0x30_0000_0000);
+            assert_eq!(&o.apdu[..], &apdu);
+            assert_eq!(data[10..14] == apdu, dsi == GMAC, "encrypted unless GMAC");
+            assert!(open(dsi, &key(8), &meter, &data).is_err());
+            assert!(open(dsi, &key(7), &other, &data).is_err());
+            for i in 0..data.len() {
+                let mut bad = data.clone();
+                bad[i] ^= 1;
+                assert!(
+                    open(dsi, &key(7), &meter, &bad).is_err(),
+                    "{dsi:?} byte {i}"
+                );
+            }
+            assert!(open(dsi, &key(7), &meter, &data[..9]).is_err());
         }
     }
 

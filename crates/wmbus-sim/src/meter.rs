@@ -30,7 +30,7 @@ use wmbus_host::partner::{AnswerBlock, emit_blocks, sitp_blocks};
 use wmbus_security::key::{Key, MemoryKeyStore};
 use wmbus_security::receiver::{Receiver, ReceiverOptions, SecurityResult};
 use wmbus_security::replay::CounterKey;
-use wmbus_security::sitp::{ActivateDeactivate, KeyTransfer, unwrap};
+use wmbus_security::sitp::{ActivateDeactivate, KeyTransfer, provisional, unwrap};
 use wmbus_security::time::Instant;
 
 use crate::firmware::Outcome;
@@ -797,9 +797,10 @@ impl Meter {
         };
         match b.control {
             BlockControl::SECURED_DATA => {
-                let Some(cmac_len) = b.data_info.cmac_len() else {
+                let aead = provisional::tag_len(b.data_info).is_some();
+                if b.data_info.cmac_len().is_none() && !aead {
                     return Err(Refusal::Status(status::UNKNOWN_BCF));
-                };
+                }
                 let (id, version) = b.headers;
                 let Some(app) = self
                     .keys
@@ -819,32 +820,50 @@ impl Meter {
                     header2: version,
                     data: &b.data,
                 };
-                let data = SecuredData::parse(&block)
-                    .map_err(|e| Refusal::Silent(format!("secured data: {e}")))?;
-                if data.mac.len() != cmac_len {
-                    return Err(Refusal::Silent("secured data MAC length".into()));
-                }
-                wmbus_security::sitp::verify(&app.key, &data)
-                    .map_err(|_| Refusal::Silent("secured data MAC does not verify".into()))?;
-                if data.key_counter <= app.counter {
+                // Checked before anything in it is used: CMAC (32h/33h) or the provisional
+                // GCM/GMAC/CCM variants (34h–37h).
+                let (key_counter, target_time, protocol, apdu) = if aead {
+                    let o = provisional::open(b.data_info, &app.key, &self.address, &b.data)
+                        .map_err(|_| Refusal::Silent("secured data tag does not verify".into()))?;
+                    (o.key_counter, o.target_time, o.protocol, o.apdu.to_vec())
+                } else {
+                    let data = SecuredData::parse(&block)
+                        .map_err(|e| Refusal::Silent(format!("secured data: {e}")))?;
+                    if Some(data.mac.len()) != b.data_info.cmac_len() {
+                        return Err(Refusal::Silent("secured data MAC length".into()));
+                    }
+                    wmbus_security::sitp::verify(&app.key, &data)
+                        .map_err(|_| Refusal::Silent("secured data MAC does not verify".into()))?;
+                    (
+                        data.key_counter,
+                        data.target_time,
+                        data.protocol,
+                        data.apdu.to_vec(),
+                    )
+                };
+                if key_counter <= app.counter {
                     return Err(Refusal::Silent(format!(
-                        "KeyCounter {} not above the last accepted {} (replay)",
-                        data.key_counter, app.counter
+                        "KeyCounter {key_counter} not above the last accepted {} (replay)",
+                        app.counter
                     )));
                 }
-                let image = data.protocol == wmbus_frame::image::oms::SITP_PROTOCOL;
-                if data.target_time != TARGET_TIME_IMMEDIATE
-                    && !(image && data.target_time == TARGET_TIME_INVALID)
+                let image = protocol == wmbus_frame::image::oms::SITP_PROTOCOL;
+                if image && aead {
+                    return Err(Refusal::Status(status::UNKNOWN_BCF));
+                }
+                if target_time != TARGET_TIME_IMMEDIATE
+                    && !(image && target_time == TARGET_TIME_INVALID)
                 {
                     return Err(Refusal::Status(status::TARGET_TIME));
                 }
                 if let Some(k) = self.keys.get_mut(&id) {
-                    k.counter = data.key_counter;
+                    k.counter = key_counter;
                 }
                 if image {
+                    let data = SecuredData::parse(&block)
+                        .map_err(|e| Refusal::Silent(format!("secured data: {e}")))?;
                     return self.secured_image_command(b, &app.key, &data);
                 }
-                let apdu = data.apdu.to_vec();
                 self.execute(&apdu);
                 // The answer echoes the secured data (N.12.3).
                 Ok(Some((b.data_info, b.data.clone())))
@@ -926,6 +945,29 @@ impl Meter {
                     data.extend(k.counter.to_le_bytes());
                 }
                 Ok(Some((DataInfo::KEY_COUNTERS, data)))
+            }
+            BlockControl::LIST_ACTIVE_KEYS => {
+                let mut data = vec![0x00, self.master.version];
+                for (id, k) in &self.keys {
+                    data.extend([*id, k.version]);
+                }
+                Ok(Some((DataInfo::ACTIVE_KEYS, data)))
+            }
+            // Get security information on one key (DSH = KeyID/KeyVer): its status.
+            BlockControl::GET_INFORMATION if b.data_info == DataInfo::EMPTY => {
+                let (id, version) = b.headers;
+                let known = if id == 0 {
+                    version == 0xFF || version == self.master.version
+                } else {
+                    self.keys
+                        .get(&id)
+                        .is_some_and(|k| version == 0xFF || k.version == version)
+                };
+                if known {
+                    Ok(None)
+                } else {
+                    Err(Refusal::Status(status::UNKNOWN_KEY))
+                }
             }
             _ => Err(Refusal::Status(status::UNKNOWN_BCF)),
         }

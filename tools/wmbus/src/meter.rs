@@ -91,9 +91,18 @@ enum MeterAction {
         /// Application key ID (in the key file as `id=HH`).
         #[arg(long, default_value = "20", value_parser = parse_hex_u8)]
         key_id: u8,
+        /// How the data is secured: 32 CMAC-8, 33 CMAC-16 (OMS Annex N), or the provisional
+        /// 34 GCM, 35 GMAC, 36 CCM-8, 37 CCM-16 (docs/bidirectional.md).
+        #[arg(long, default_value = "32", value_parser = parse_hex_u8)]
+        dsi: u8,
     },
-    /// List the meter's active keys, versions and counters (SITP BCF 09h).
-    Keys,
+    /// List the meter's active keys, versions and counters (SITP BCF 09h), or only keys
+    /// and versions (BCF 08h, `--without-counters`).
+    Keys {
+        /// Ask for the active keys without their counters (BCF 08h).
+        #[arg(long)]
+        without_counters: bool,
+    },
     /// Give the meter a new key and activate it (SITP BCF 00h + 04h, KWP); the key file is
     /// updated after the meter confirms.
     RotateKey {
@@ -400,6 +409,15 @@ fn print_blocks(blocks: &[AnswerBlock]) -> bool {
                 ok &= code == 0;
                 format!("status {code:02X}h ({})", status_name(code))
             }
+            DataInfo::ACTIVE_KEYS => {
+                let mut s = String::from("keys:");
+                for pair in b.data.chunks_exact(2) {
+                    if let [id, version] = pair {
+                        s.push_str(&format!(" {id:02X}h v{version};"));
+                    }
+                }
+                s
+            }
             DataInfo::KEY_COUNTERS => {
                 let mut s = String::from("keys:");
                 for (id, version, counter) in key_counters(&b.data) {
@@ -408,6 +426,9 @@ fn print_blocks(blocks: &[AnswerBlock]) -> bool {
                 s
             }
             DataInfo::CMAC8 | DataInfo::CMAC16 => "executed (secured data echoed)".to_string(),
+            d if wmbus_security::sitp::provisional::tag_len(d).is_some() => {
+                "executed (secured data echoed)".to_string()
+            }
             other => format!("{} ({} bytes)", other.name(), b.data.len()),
         };
         println!(
@@ -554,7 +575,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         MeterAction::Firmware { .. } => bail!("the software update is handled above"),
         MeterAction::Read { .. } => partner.request_data(&meter, radio.rssi, false)?,
         MeterAction::Reset => partner.reset_link(&meter, radio.rssi)?,
-        MeterAction::Command { apdu, key_id } => {
+        MeterAction::Command { apdu, key_id, dsi } => {
             let (app_key, version) = keys.get(&meter, Some(*key_id)).ok_or_else(|| {
                 anyhow::anyhow!("no key id={key_id:02X} for {label} in the key file")
             })?;
@@ -573,11 +594,56 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             }
             let counter = partner.next_key_counter(&meter, *key_id);
             let apdu = hex::decode(apdu).context("--apdu is not hex")?;
-            let block = secured_data_block(0, *key_id, version, &app_key, counter, &apdu)?;
+            let block = match *dsi {
+                0x32 => secured_data_block(0, *key_id, version, &app_key, counter, &apdu)?,
+                0x33 => wmbus_host::partner::secured_block(
+                    (0, DataInfo::CMAC16),
+                    (*key_id, version, &app_key),
+                    counter,
+                    wmbus_frame::sitp::TARGET_TIME_IMMEDIATE,
+                    0x01,
+                    &apdu,
+                )?,
+                0x34..=0x37 => {
+                    let data = wmbus_security::sitp::provisional::seal(
+                        DataInfo(*dsi),
+                        &app_key,
+                        &meter,
+                        (counter, wmbus_frame::sitp::TARGET_TIME_IMMEDIATE, 0x01),
+                        &apdu,
+                    )
+                    .map_err(|_| anyhow::anyhow!("cannot seal DSI {dsi:02X}h"))?;
+                    wmbus_host::partner::emit_blocks(&[wmbus_frame::sitp::Block {
+                        offset: 0,
+                        block_id: 0,
+                        control: BlockControl::SECURED_DATA,
+                        recipient: 0,
+                        data_info: DataInfo(*dsi),
+                        header1: *key_id,
+                        header2: version,
+                        data: &data,
+                    }])?
+                }
+                other => bail!("--dsi {other:02X}: use 32 to 37"),
+            };
             partner.sitp(&meter, &master()?.0, &block, radio.rssi)?
         }
-        MeterAction::Keys => {
-            let mut r = partner.sitp(&meter, &master()?.0, &list_keys_block(), radio.rssi)?;
+        MeterAction::Keys { without_counters } => {
+            let block = if *without_counters {
+                wmbus_host::partner::emit_blocks(&[wmbus_frame::sitp::Block {
+                    offset: 0,
+                    block_id: 0,
+                    control: BlockControl::LIST_ACTIVE_KEYS,
+                    recipient: 0,
+                    data_info: DataInfo::EMPTY,
+                    header1: 0xFF,
+                    header2: 0xFF,
+                    data: &[],
+                }])?
+            } else {
+                list_keys_block()
+            };
+            let mut r = partner.sitp(&meter, &master()?.0, &block, radio.rssi)?;
             r.name = "SITP key list";
             r
         }
@@ -874,7 +940,7 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
                 };
                 let counter = c.partner.next_key_counter(&c.meter, ITP_KEY_ID);
                 let block = secured_block(
-                    0,
+                    (0, DataInfo::CMAC8),
                     (ITP_KEY_ID, itp_version, &itp_key),
                     counter,
                     target_time,

@@ -148,5 +148,29 @@ fn talking_to_simulated_meters() {
     );
     assert_eq!(rc, 0, "{out}");
     assert_eq!(sim.log_count("breaker disconnected"), 2);
+
+    // Secured data with a 16-byte CMAC, and the provisional GCM, GMAC and CCM variants.
+    for dsi in ["33", "34", "35", "36", "37"] {
+        let (rc, out) = meter(
+            &sim,
+            &keys,
+            &[
+                &["command", "--apdu", "01FD1F01", "--dsi", dsi][..],
+                &breaker[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(rc, 0, "DSI {dsi}: {out}");
+        assert!(out.contains("executed"), "DSI {dsi}: {out}");
+    }
+    assert_eq!(sim.log_count("breaker connected"), 6);
+    // Keys without counters (BCF 08h).
+    let (rc, out) = meter(
+        &sim,
+        &keys,
+        &[&["keys", "--without-counters"][..], &breaker[..]].concat(),
+    );
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("keys: 00h v1; 20h v0;"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
