@@ -733,7 +733,8 @@ fn parse_time(s: &str) -> Option<Time> {
     })
 }
 
-fn parse_datetime(s: &str) -> Option<DateTime> {
+/// Parses `YYYY-MM-DDTHH:MM` (or with `:SS`) into a date/time.
+pub fn parse_datetime(s: &str) -> Option<DateTime> {
     let (d, t) = s.split_once('T')?;
     Some(DateTime {
         date: parse_date(d)?,

@@ -71,6 +71,8 @@ pub struct Transfer {
     /// The block of the Transfer in flight.
     in_flight: Option<u16>,
     rounds: u32,
+    /// Activation date/time, type F (0: at once).
+    activation_time: u32,
     /// Blocks sent, repetitions included.
     pub blocks_sent: u64,
 }
@@ -97,8 +99,22 @@ impl Transfer {
             queue: (0..blocks).filter_map(|b| u16::try_from(b).ok()).collect(),
             in_flight: None,
             rounds: 0,
+            activation_time: 0,
             blocks_sent: 0,
         }
+    }
+
+    /// Activates at this date/time (type F, 4 bytes LE as a number; 0: at once). The
+    /// activation timeout (600 s) counts from the Activate command's answer.
+    #[must_use]
+    pub const fn with_activation_time(mut self, time: u32) -> Self {
+        self.activation_time = time;
+        self
+    }
+
+    /// Whether the activation is scheduled for later (and so not awaited).
+    pub const fn activation_scheduled(&self) -> bool {
+        self.activation_time != 0
     }
 
     /// The image's length.
@@ -180,7 +196,7 @@ impl Transfer {
             }
             Phase::Activate => Step::Secured(Self::emit(&Command::Activate {
                 image_id: self.image_id,
-                time: 0,
+                time: self.activation_time,
             })),
             Phase::Terminate(_) => Step::Secured(Self::emit(&Command::Terminate {
                 flags: TERMINATE_CLEAR_BUFFER | TERMINATE_RESET,
@@ -273,6 +289,14 @@ impl Transfer {
                     Phase::AwaitActivation { deadline, .. } => deadline,
                     _ => now_ms + ACTIVATION_TIMEOUT_MS,
                 };
+                if self.activation_time != 0
+                    && matches!(self.phase, Phase::Activate)
+                    && r.state == State::ACTIVATION_INITIATED
+                {
+                    // Activation at a later time: the meter has it; nothing to wait for now.
+                    self.phase = Phase::Done;
+                    return;
+                }
                 match r.state {
                     State::ACTIVATION_SUCCESSFUL | State::IDLE
                         if matches!(self.phase, Phase::AwaitActivation { .. })
@@ -534,6 +558,31 @@ mod tests {
         ));
         respond(&mut t, 0, Function::TERMINATE, State::TERMINATED, |_| {});
         assert!(matches!(t.next(0), Step::Failed(w) if w.contains("validation failed")));
+    }
+
+    #[test]
+    fn a_scheduled_activation_is_not_awaited() {
+        let mut t = Transfer::new(vec![1; 10], 7, 200, [0; 16]).with_activation_time(0x1234_5678);
+        t.phase = Phase::Activate;
+        let Step::Secured(c) = t.next(0) else {
+            panic!()
+        };
+        assert_eq!(
+            Command::parse(&c, 0).unwrap(),
+            Command::Activate {
+                image_id: 7,
+                time: 0x1234_5678
+            }
+        );
+        respond(
+            &mut t,
+            0,
+            Function::ACTIVATE,
+            State::ACTIVATION_INITIATED,
+            |_| {},
+        );
+        assert_eq!(t.next(0), Step::Done);
+        assert!(t.activation_scheduled());
     }
 
     #[test]

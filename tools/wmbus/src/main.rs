@@ -43,7 +43,7 @@ enum Command {
     Bench(bench::Args),
     /// Talk to a bidirectional meter over a dongle: install, read, command, list keys, rotate
     /// a key (OMS, SITP key distribution).
-    Meter(meter::Args),
+    Meter(Box<meter::Args>),
 }
 
 fn main() -> ExitCode {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Meter(args) => meter::run(args),
+        Command::Meter(args) => meter::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -141,6 +141,9 @@ enum MeterAction {
         /// Where the progress is kept (default: IMAGE.transfer).
         #[arg(long)]
         progress_file: Option<PathBuf>,
+        /// Activate at this local time, YYYY-MM-DDTHH:MM (default: at once).
+        #[arg(long)]
+        activate_at: Option<String>,
     },
     /// Send these bytes (L-field first, no CRCs) in the meter's next window and show the
     /// answer: for testing how a meter treats a replay or a tampered message.
@@ -538,6 +541,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         block_timeout,
         pace,
         progress_file,
+        activate_at,
     } = &args.action
     {
         let mk = master()?.0;
@@ -566,6 +570,12 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
                 millis(pace)?
             },
             progress_file: progress_file.as_deref(),
+            activate_at: match activate_at {
+                Some(t) => wmbus_host::encode::parse_datetime(t)
+                    .map(|d| u32::from_le_bytes(d.to_type_f()))
+                    .ok_or_else(|| anyhow::anyhow!("--activate-at: YYYY-MM-DDTHH:MM"))?,
+                None => 0,
+            },
             policy,
         };
         return firmware(&mut ctx, &keys, &options);
@@ -822,6 +832,8 @@ struct FirmwareOptions<'a> {
     block_timeout: u64,
     pace: u64,
     progress_file: Option<&'a Path>,
+    /// Activation date/time, type F (0: at once).
+    activate_at: u32,
     policy: Policy,
 }
 
@@ -858,7 +870,8 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
         },
         Path::to_path_buf,
     );
-    let mut transfer = Transfer::new(image, image_id, o.block_size, mac);
+    let mut transfer =
+        Transfer::new(image, image_id, o.block_size, mac).with_activation_time(o.activate_at);
     let started = Instant::now();
     let now_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if let Ok(text) = std::fs::read_to_string(&progress_path) {
@@ -915,7 +928,12 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
             Step::Done => {
                 let _ = std::fs::remove_file(&progress_path);
                 println!(
-                    "image {image_id:08X} active on {label}; {} blocks sent for {}",
+                    "image {image_id:08X} {} on {label}; {} blocks sent for {}",
+                    if transfer.activation_scheduled() {
+                        "validated, activation scheduled"
+                    } else {
+                        "active"
+                    },
                     transfer.blocks_sent,
                     transfer.blocks()
                 );
