@@ -15,14 +15,22 @@ pub struct Sim {
     log: Arc<Mutex<Vec<String>>>,
     /// The terminal (a link in the test's folder).
     pub tty: PathBuf,
+    /// The simulated dongle's kind.
+    pub dongle: &'static str,
 }
 
 impl Sim {
-    /// Starts `wmbus` (`exe`) `simulate` with `testdata/sim/{meters}` on `dir/tty`.
+    /// Starts `wmbus` (`exe`) `simulate` with `testdata/sim/{meters}` on `dir/tty` (an
+    /// iM871A).
     pub fn start(exe: &str, dir: &Path, meters: &str) -> Self {
+        Self::start_with(exe, dir, meters, "im871a")
+    }
+
+    /// [`Self::start`] with another kind of dongle.
+    pub fn start_with(exe: &str, dir: &Path, meters: &str, dongle: &'static str) -> Self {
         let tty = dir.join("tty");
         let mut child = Command::new(exe)
-            .args(["simulate", "--dongle", "im871a", "--duration", "300"])
+            .args(["simulate", "--dongle", dongle, "--duration", "300"])
             .arg("--meters")
             .arg(crate::testdata().join("sim").join(meters))
             .arg("--link")
@@ -44,7 +52,12 @@ impl Sim {
                 sink.lock().unwrap().push(line);
             }
         });
-        Self { child, log, tty }
+        Self {
+            child,
+            log,
+            tty,
+            dongle,
+        }
     }
 
     /// Waits up to 5 s for a log line containing `text`.
@@ -84,7 +97,7 @@ pub fn meter(exe: &str, sim: &Sim, keys: &Path, args: &[&str]) -> (i32, String) 
         .args(args)
         .arg("--device")
         .arg(&sim.tty)
-        .args(["--dongle", "im871a", "--wait", "15s"])
+        .args(["--dongle", sim.dongle, "--wait", "15s"])
         .arg("--keys")
         .arg(keys)
         .output()

@@ -174,3 +174,30 @@ fn talking_to_simulated_meters() {
     assert!(out.contains("keys: 00h v1; 20h v0;"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The other dongles that can send carry the same exchanges: a fragmented read and a SITP
+/// command through an iU891A, an Amber and a CUL.
+#[test]
+fn other_dongles_talk_too() {
+    for dongle in ["iu891a", "amb8465", "cul"] {
+        let dir = std::env::temp_dir().join(format!("wmbus-meter-{dongle}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("keys.txt");
+        private_copy(&root().join("testdata/sim/talk-keys.txt"), &keys);
+        let sim = Sim::start_with(env!("CARGO_BIN_EXE_wmbus"), &dir, "talk.toml", dongle);
+        let breaker = ["--meter", "XYZ.12345678"];
+        let (rc, out) = meter(&sim, &keys, &[&["read"][..], &breaker[..]].concat());
+        assert_eq!(rc, 0, "{dongle}: {out}");
+        assert!(out.contains("(2 fragment(s))"), "{dongle}: {out}");
+        let (rc, out) = meter(
+            &sim,
+            &keys,
+            &[&["command", "--apdu", "01FD1F00"][..], &breaker[..]].concat(),
+        );
+        assert_eq!(rc, 0, "{dongle}: {out}");
+        sim.expect_log("breaker disconnected");
+        drop(sim);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
