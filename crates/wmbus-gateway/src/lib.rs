@@ -174,10 +174,8 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         m.online().await;
     }
     let mut talk = {
-        let mut gateway = wmbus_host::partner::parse_address(&config.partner_address)
+        let gateway = wmbus_host::partner::gateway_address(&config.partner_address)
             .ok_or_else(|| anyhow::anyhow!("partner_address: give MFR.ID"))?;
-        gateway.address.version = 0x01;
-        gateway.address.device_type = wmbus_frame::codepoints::DeviceType(0x31);
         talk::Talk::new(
             gateway,
             key_entries,

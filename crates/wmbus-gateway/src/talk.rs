@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 use wmbus_dongle::Received;
-use wmbus_frame::codepoints::{ControlField, Ident, ManufacturerCode, MeterAddress};
+use wmbus_frame::codepoints::{ControlField, MeterAddress};
 use wmbus_frame::dll::FrameFormat;
 use wmbus_frame::frame::Frame;
 use wmbus_frame::sitp::{DataInfo, status_name};
@@ -158,14 +158,11 @@ impl Talk {
     /// # Errors
     /// A meter that does not parse.
     pub fn submit(&mut self, meter: &str, job: Job) -> Result<(), String> {
-        let (m, id) = meter
-            .split_once(['.', '_'])
+        let address = wmbus_host::partner::parse_address(meter)
             .ok_or_else(|| format!("meter {meter:?}: give MFR.ID"))?;
-        let m = ManufacturerCode::parse(m).ok_or_else(|| format!("manufacturer {m:?}"))?;
-        let id = Ident::parse(id).ok_or_else(|| format!("id {id:?}"))?;
         info!(meter, job = job.name(), "request queued");
         self.meters
-            .entry((m.0, id.0))
+            .entry((address.manufacturer.0, address.address.ident.0))
             .or_default()
             .queue
             .push_back(job);
@@ -188,6 +185,10 @@ impl Talk {
         received: &Received,
     ) -> (Vec<Transmit>, Vec<Finished>) {
         let mut out = (Vec::new(), Vec::new());
+        // Nothing asked of any meter: not even a parse on the per-telegram path.
+        if self.meters.is_empty() {
+            return out;
+        }
         let Ok(frame) = Frame::parse(&received.telegram, FrameFormat::NoCrc) else {
             return out;
         };
@@ -268,6 +269,8 @@ impl Talk {
                 Action::Wait(_) | Action::Idle | Action::Sent => {}
             }
         }
+        self.meters
+            .retain(|_, t| t.active.is_some() || !t.queue.is_empty());
         (transmits, finished)
     }
 

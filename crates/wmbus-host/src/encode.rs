@@ -59,6 +59,16 @@ pub struct AddressDesc {
 }
 
 impl AddressDesc {
+    /// The description of an address.
+    pub fn from_address(a: &MeterAddress) -> Self {
+        Self {
+            manufacturer: a.manufacturer.to_string(),
+            id: a.address.ident.to_string(),
+            version: a.address.version,
+            device_type: a.address.device_type.0,
+        }
+    }
+
     /// The address this describes.
     ///
     /// # Errors

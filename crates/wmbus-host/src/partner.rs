@@ -95,6 +95,15 @@ pub fn parse_address(text: &str) -> Option<MeterAddress> {
     })
 }
 
+/// A partner's own link address from `MFR.ID`: version 01h, device type 31h (an OMS
+/// gateway, as in Annex N).
+pub fn gateway_address(text: &str) -> Option<MeterAddress> {
+    let mut a = parse_address(text)?;
+    a.address.version = 0x01;
+    a.address.device_type = wmbus_frame::codepoints::DeviceType(0x31);
+    Some(a)
+}
+
 /// RSSI to the partner status byte.
 pub fn rssi_status(rssi_dbm: Option<f32>) -> u8 {
     match rssi_dbm {
@@ -107,15 +116,6 @@ pub fn rssi_status(rssi_dbm: Option<f32>) -> u8 {
                 n.clamp(1.0, 255.0) as u8
             }
         }
-    }
-}
-
-fn address_desc(a: &MeterAddress) -> AddressDesc {
-    AddressDesc {
-        manufacturer: a.manufacturer.to_string(),
-        id: a.address.ident.to_string(),
-        version: a.address.version,
-        device_type: a.address.device_type.0,
     }
 }
 
@@ -212,11 +212,11 @@ impl Partner {
         );
         let mode7 = security == Security::Mode7;
         Description {
-            meter: address_desc(meter),
+            meter: AddressDesc::from_address(meter),
             key: None,
             link: LinkDesc {
                 c_field: Some(CField::Number(control.0)),
-                address: Some(address_desc(&self.address)),
+                address: Some(AddressDesc::from_address(&self.address)),
                 format: FormatDesc::None,
                 primary_address: None,
             },
@@ -261,6 +261,26 @@ impl Partner {
             .into_iter()
             .next()
             .ok_or_else(|| EncodeError("nothing encoded".into()))
+    }
+
+    /// A request whose answer echoes the session's access numbers (the ELL one only when
+    /// the request has an ELL).
+    fn answered(
+        desc: &Description,
+        key: Option<&Key>,
+        data: &[u8],
+        s: &Session,
+        with_ell: bool,
+        name: &'static str,
+    ) -> Result<Request, EncodeError> {
+        Ok(Request {
+            bytes: Self::build(desc, key, data)?,
+            expect: Expect::Answer {
+                access_number: Some(s.tpl_access_number),
+                ell_access_number: with_ell.then_some(s.ell_access_number),
+            },
+            name,
+        })
     }
 
     /// Next access numbers (and counter) for a new request.
@@ -369,14 +389,7 @@ impl Partner {
             rssi_status(rssi_dbm),
             Security::None,
         );
-        Ok(Request {
-            bytes: Self::build(&desc, None, &[])?,
-            expect: Expect::Answer {
-                access_number: Some(s.tpl_access_number),
-                ell_access_number: Some(s.ell_access_number),
-            },
-            name: "SND-NKE",
-        })
+        Self::answered(&desc, None, &[], &s, true, "SND-NKE")
     }
 
     /// REQ-UD2 (N.3.3): asks for the meter's data, ELL I and TPL CI 80h. With
@@ -436,14 +449,7 @@ impl Partner {
             rssi_status(rssi_dbm),
             Security::None,
         );
-        Ok(Request {
-            bytes: Self::build(&desc, None, &[])?,
-            expect: Expect::Answer {
-                access_number: Some(s.tpl_access_number),
-                ell_access_number: Some(s.ell_access_number),
-            },
-            name: "REQ-UD2",
-        })
+        Self::answered(&desc, None, &[], &s, true, "REQ-UD2")
     }
 
     /// SND-UD with a command (CI 5Bh, long header; N.8.2 uses 6Ch for a clock command):
@@ -502,14 +508,7 @@ impl Partner {
         if !with_ell {
             desc.ell = None;
         }
-        Ok(Request {
-            bytes: Self::build(&desc, key, data)?,
-            expect: Expect::Answer {
-                access_number: Some(s.tpl_access_number),
-                ell_access_number: with_ell.then_some(s.ell_access_number),
-            },
-            name: "SND-UD",
-        })
+        Self::answered(&desc, key, data, &s, with_ell, "SND-UD")
     }
 
     /// A SITP command (N.12.2): SND-UD2, CI C3h, mode 7 under the meter's master key with
@@ -534,14 +533,7 @@ impl Partner {
             rssi_status(rssi_dbm),
             Security::Mode7,
         );
-        Ok(Request {
-            bytes: Self::build(&desc, Some(master_key), blocks)?,
-            expect: Expect::Answer {
-                access_number: Some(s.tpl_access_number),
-                ell_access_number: Some(s.ell_access_number),
-            },
-            name: "SITP command",
-        })
+        Self::answered(&desc, Some(master_key), blocks, &s, true, "SITP command")
     }
 
     /// The sessions as text: one line per meter, `MFR.ID ell=N tpl=N counter=N`.
@@ -653,21 +645,12 @@ pub fn secured_block(
     protocol: u8,
     apdu: &[u8],
 ) -> Result<Vec<u8>, wmbus_frame::Error> {
-    use wmbus_frame::sitp::SecuredData;
-    let data = SecuredData {
-        key_counter,
-        target_time,
-        protocol,
+    let ds = wmbus_security::sitp::secured_data(
+        key,
+        (key_counter, target_time, protocol),
         apdu,
-        mac: &[],
-    };
-    let mac = wmbus_security::sitp::mac(key, &data);
-    let mut ds = Vec::with_capacity(18 + apdu.len());
-    ds.extend(key_counter.to_le_bytes());
-    ds.extend(target_time.to_le_bytes().get(..5).unwrap_or(&[]));
-    ds.push(protocol);
-    ds.extend_from_slice(apdu);
-    ds.extend(mac.get(..data_info.cmac_len().unwrap_or(8)).unwrap_or(&[]));
+        data_info.cmac_len().unwrap_or(8),
+    );
     emit_blocks(&[Block {
         offset: 0,
         block_id,

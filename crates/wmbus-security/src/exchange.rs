@@ -178,7 +178,7 @@ pub fn opens_window(frame: &Frame<'_>) -> bool {
 
 /// The same meter: manufacturer and identification number (version and type may differ
 /// between a radio adapter's link address and the meter's long header).
-fn same_meter(a: &MeterAddress, b: &MeterAddress) -> bool {
+pub fn same_meter(a: &MeterAddress, b: &MeterAddress) -> bool {
     a.manufacturer == b.manufacturer && a.address.ident == b.address.ident
 }
 

@@ -22,6 +22,47 @@ pub fn mac(app_key: &Key, data: &SecuredData<'_>) -> [u8; 16] {
     )
 }
 
+/// The 10-byte header of secured data: `KeyCounter(4 LE) ‖ TargetTime(5 LE) ‖ PID`.
+fn secured_header(key_counter: u32, target_time: u64, protocol: u8) -> [u8; 10] {
+    let mut h = [0u8; 10];
+    let t = target_time.to_le_bytes();
+    for (o, b) in h.iter_mut().zip(
+        key_counter
+            .to_le_bytes()
+            .iter()
+            .chain(t.get(..5).unwrap_or(&[])),
+    ) {
+        *o = *b;
+    }
+    h[9] = protocol; // invariant: 10 bytes
+    h
+}
+
+/// Secured data with a CMAC (DSI 32h: `mac_len` 8, 33h: 16): `KeyCounter ‖ TargetTime ‖ PID
+/// ‖ APDU ‖ MAC`, the MAC as [`mac`] computes it (N.12.2).
+pub fn secured_data(
+    app_key: &Key,
+    (key_counter, target_time, protocol): (u32, u64, u8),
+    apdu: &[u8],
+    mac_len: usize,
+) -> alloc::vec::Vec<u8> {
+    let full = mac(
+        app_key,
+        &SecuredData {
+            key_counter,
+            target_time,
+            protocol,
+            apdu,
+            mac: &[],
+        },
+    );
+    let mut ds = alloc::vec::Vec::with_capacity(10 + apdu.len() + mac_len);
+    ds.extend_from_slice(&secured_header(key_counter, target_time, protocol));
+    ds.extend_from_slice(apdu);
+    ds.extend_from_slice(full.get(..mac_len.min(16)).unwrap_or(&[]));
+    ds
+}
+
 /// Checks the block's MAC in constant time, before anything in it is acted upon.
 ///
 /// # Errors
@@ -305,9 +346,7 @@ pub mod provisional {
     ) -> Result<Vec<u8>, TagMismatch> {
         let tag_len = tag_len(dsi).ok_or(TagMismatch)?;
         let mut out = Vec::with_capacity(10 + apdu.len() + tag_len);
-        out.extend(key_counter.to_le_bytes());
-        out.extend(target_time.to_le_bytes().get(..5).unwrap_or(&[]));
-        out.push(protocol);
+        out.extend_from_slice(&super::secured_header(key_counter, target_time, protocol));
         let header = out.len();
         out.extend_from_slice(apdu);
         let mut tag = [0u8; 16];

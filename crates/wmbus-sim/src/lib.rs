@@ -184,12 +184,7 @@ fn meter_schedule(file: &MetersFile, seed: u64, count: u64) -> Result<Vec<Due>> 
         let per_meter = (limit / file.meters.len().max(1) as u64).max(1) + 1;
         let mut t = m.interval * (rng.below(1000) as f64 / 1000.0);
         for n in 0..per_meter {
-            let jitter = if m.jitter > 0.0 {
-                (rng.below(2001) as f64 / 1000.0 - 1.0) * m.jitter
-            } else {
-                0.0
-            };
-            let at = (t + jitter).max(0.0);
+            let at = (t + jitter(&mut rng, m.jitter)).max(0.0);
             t += m.interval;
             if m.drop > 0.0 && (rng.below(10_000) as f64) < m.drop * 10_000.0 {
                 continue;
@@ -514,13 +509,17 @@ fn deliver(plug: &mut Plug, telegram: &[u8], rssi: f32, started: Instant) -> boo
     }
 }
 
-fn jittered(rng: &mut Rng, interval: f64, jitter: f64) -> Duration {
-    let j = if jitter > 0.0 {
-        (rng.below(2001) as f64 / 1000.0 - 1.0) * jitter
+/// Uniform in ±`amount` seconds (0 without drawing).
+fn jitter(rng: &mut Rng, amount: f64) -> f64 {
+    if amount > 0.0 {
+        (rng.below(2001) as f64 / 1000.0 - 1.0) * amount
     } else {
         0.0
-    };
-    Duration::from_secs_f64((interval + j).max(0.01))
+    }
+}
+
+fn jittered(rng: &mut Rng, interval: f64, amount: f64) -> Duration {
+    Duration::from_secs_f64((interval + jitter(rng, amount)).max(0.01))
 }
 
 /// The simulator with talking meters ([`meter::Meter`]): each sends on its own schedule and

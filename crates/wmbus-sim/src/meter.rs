@@ -27,6 +27,7 @@ use wmbus_host::encode::{
     encode_with,
 };
 use wmbus_host::partner::{AnswerBlock, emit_blocks, sitp_blocks};
+use wmbus_security::exchange::same_meter;
 use wmbus_security::key::{Key, MemoryKeyStore};
 use wmbus_security::receiver::{Receiver, ReceiverOptions, SecurityResult};
 use wmbus_security::replay::CounterKey;
@@ -164,19 +165,6 @@ fn addressee(frame: &Frame<'_>) -> Option<MeterAddress> {
         .and_then(|t| t.header)
         .and_then(|h| h.meter)
         .or_else(|| frame.repr.ell.and_then(|e| e.address))
-}
-
-fn same(a: &MeterAddress, b: &MeterAddress) -> bool {
-    a.manufacturer == b.manufacturer && a.address.ident == b.address.ident
-}
-
-fn to_desc(a: &MeterAddress) -> AddressDesc {
-    AddressDesc {
-        manufacturer: a.manufacturer.to_string(),
-        id: a.address.ident.to_string(),
-        version: a.address.version,
-        device_type: a.address.device_type.0,
-    }
 }
 
 impl Meter {
@@ -387,7 +375,7 @@ impl Meter {
         let Ok(frame) = Frame::parse(bytes, FrameFormat::NoCrc) else {
             return Vec::new();
         };
-        if !addressee(&frame).is_some_and(|a| same(&a, &self.address)) {
+        if !addressee(&frame).is_some_and(|a| same_meter(&a, &self.address)) {
             return Vec::new();
         }
         let control = frame.repr.link.control();
@@ -597,7 +585,9 @@ impl Meter {
         d.ell = Some(EllDesc {
             communication_control: 0x80,
             access_number: Some(ell),
-            address: Some(to_desc(&frame.repr.link.address().unwrap_or(self.address))),
+            address: Some(AddressDesc::from_address(
+                &frame.repr.link.address().unwrap_or(self.address),
+            )),
             ..EllDesc::default()
         });
         self.counter = self.counter.wrapping_add(1);
@@ -998,20 +988,12 @@ impl Meter {
                 )));
             }
         };
-        let reply = SecuredData {
-            key_counter: data.key_counter,
-            target_time: data.target_time,
-            protocol: data.protocol,
-            apdu: &response,
-            mac: &[],
-        };
-        let mac = wmbus_security::sitp::mac(key, &reply);
-        let mut ds = Vec::with_capacity(18 + response.len());
-        ds.extend(data.key_counter.to_le_bytes());
-        ds.extend(data.target_time.to_le_bytes().get(..5).unwrap_or(&[]));
-        ds.push(data.protocol);
-        ds.extend_from_slice(&response);
-        ds.extend(mac.get(..8).unwrap_or(&[]));
+        let ds = wmbus_security::sitp::secured_data(
+            key,
+            (data.key_counter, data.target_time, data.protocol),
+            &response,
+            8,
+        );
         Ok(Some((b.data_info, ds)))
     }
 

@@ -21,7 +21,9 @@ use wmbus_host::partner::{
     AnswerBlock, OpenedAnswer, Partner, Request, key_counters, key_rotation_blocks,
     list_keys_block, open_answer, secured_data_block, sitp_blocks,
 };
-use wmbus_security::exchange::{Action, Exchange, Expect, Failure, Handled, Policy, Window};
+use wmbus_security::exchange::{
+    Action, Exchange, Expect, Failure, Handled, Policy, Window, same_meter,
+};
 use wmbus_security::key::{Key, MemoryKeyStore};
 use wmbus_security::receiver::{Receiver, ReceiverOptions, SecurityResult};
 use wmbus_security::time::{Duration as WDuration, Instant as WInstant};
@@ -250,7 +252,9 @@ impl Radio {
                     let Ok(frame) = Frame::parse(&r.telegram, FrameFormat::NoCrc) else {
                         continue;
                     };
-                    let from_meter = frame.meter().is_some_and(|m| same(&m, exchange.meter()));
+                    let from_meter = frame
+                        .meter()
+                        .is_some_and(|m| same_meter(&m, exchange.meter()));
                     if from_meter {
                         self.rssi = r.rssi_dbm.or(self.rssi);
                     }
@@ -274,9 +278,9 @@ impl Radio {
 
     /// [`Self::exchange`] without progress lines (blocks of a software update).
     fn exchange_quietly(&mut self, exchange: &mut Exchange, request: &Request) -> Result<Outcome> {
-        let verbose = std::mem::replace(&mut self.quiet, true);
+        let was_quiet = std::mem::replace(&mut self.quiet, true);
         let r = self.exchange(exchange, request);
-        self.quiet = verbose;
+        self.quiet = was_quiet;
         r
     }
 
@@ -292,7 +296,7 @@ impl Radio {
             let Ok(frame) = Frame::parse(&r.telegram, FrameFormat::NoCrc) else {
                 continue;
             };
-            if meter.is_none_or(|m| frame.meter().is_some_and(|f| same(&f, m))) {
+            if meter.is_none_or(|m| frame.meter().is_some_and(|f| same_meter(&f, m))) {
                 return Ok(Some((r.telegram.clone(), r.rssi_dbm)));
             }
         }
@@ -300,20 +304,15 @@ impl Radio {
     }
 }
 
-fn same(a: &MeterAddress, b: &MeterAddress) -> bool {
-    a.manufacturer == b.manufacturer && a.address.ident == b.address.ident
-}
-
-fn control_name(frame: &Frame<'_>) -> &'static str {
-    match frame.repr.link.control() {
-        ControlField::SND_NR => "SND-NR",
-        ControlField::SND_IR => "SND-IR",
-        ControlField::ACC_NR => "ACC-NR",
-        ControlField::ACC_DMD => "ACC-DMD",
-        ControlField::RSP_UD => "RSP-UD",
-        ControlField::ACK => "ACK",
-        _ => "frame",
-    }
+/// The standard's name of the frame's C-field, hyphenated ("SND-NR").
+fn control_name(frame: &Frame<'_>) -> String {
+    frame
+        .repr
+        .link
+        .control()
+        .name()
+        .unwrap_or("frame")
+        .replace('_', "-")
 }
 
 fn meter_label(m: &MeterAddress) -> String {
@@ -321,18 +320,8 @@ fn meter_label(m: &MeterAddress) -> String {
 }
 
 fn parse_meter_arg(text: &str) -> Result<MeterAddress> {
-    let (m, id) = keyfile::parse_meter(text)
-        .ok_or_else(|| anyhow::anyhow!("meter {text:?}: give MFR.ID, e.g. XYZ.12345678"))?;
-    let manufacturer =
-        m.ok_or_else(|| anyhow::anyhow!("meter {text:?}: give the manufacturer, MFR.ID"))?;
-    Ok(MeterAddress {
-        manufacturer,
-        address: wmbus_frame::codepoints::Address {
-            ident: id,
-            version: 0,
-            device_type: wmbus_frame::codepoints::DeviceType(0),
-        },
-    })
+    wmbus_host::partner::parse_address(text)
+        .ok_or_else(|| anyhow::anyhow!("meter {text:?}: give MFR.ID, e.g. XYZ.12345678"))
 }
 
 /// The meter's full address, as it gives it in its own frames.
@@ -428,8 +417,9 @@ fn print_blocks(blocks: &[AnswerBlock]) -> bool {
                 }
                 s
             }
-            DataInfo::CMAC8 | DataInfo::CMAC16 => "executed (secured data echoed)".to_string(),
-            d if wmbus_security::sitp::provisional::tag_len(d).is_some() => {
+            d if d.cmac_len().is_some()
+                || wmbus_security::sitp::provisional::tag_len(d).is_some() =>
+            {
                 "executed (secured data echoed)".to_string()
             }
             other => format!("{} ({} bytes)", other.name(), b.data.len()),
@@ -470,12 +460,8 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     };
     let wait = Duration::from_millis(millis(&args.wait)?);
     let keys = Keys::load(args.keys.as_deref())?;
-    let gateway = {
-        let mut g = parse_meter_arg(&args.gateway)?;
-        g.address.version = 0x01;
-        g.address.device_type = wmbus_frame::codepoints::DeviceType(0x31);
-        g
-    };
+    let gateway = wmbus_host::partner::gateway_address(&args.gateway)
+        .ok_or_else(|| anyhow::anyhow!("--gateway: give MFR.ID"))?;
     let state = state_path(&args);
     let mut partner = Partner::new(gateway);
     if let Ok(text) = std::fs::read_to_string(&state) {
@@ -995,7 +981,8 @@ fn firmware(c: &mut Ctx<'_>, keys: &Keys, o: &FirmwareOptions<'_>) -> Result<Exi
             }
             last_block = Instant::now();
         }
-        let exchange = if request.name.ends_with("(SITP)") && transfer.phase_name() == "prepare" {
+        // Only Prepare waits for the meter's window; then it keeps its receiver on.
+        let exchange = if transfer.phase_name() == "prepare" {
             &mut *c.exchange
         } else if sending_block {
             &mut block_exchange
