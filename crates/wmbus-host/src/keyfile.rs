@@ -58,6 +58,8 @@ impl fmt::Debug for KeyEntry {
 
 /// AES or DES key material.
 #[derive(Clone, PartialEq, Eq, Debug)]
+// A key carries its expanded schedule (368 bytes); entries are made once per key-file line.
+#[allow(clippy::large_enum_variant)]
 pub enum KeyMaterial {
     /// AES-128.
     Aes(Key),

@@ -1,7 +1,7 @@
 //! Key derivation KDF-A (EN 13757-7 §9.6; digest §6, addendum §5):
 //! `K = AES-CMAC(MK, DC ‖ C(4, LE) ‖ ID(4, LE) ‖ 07×7)`, one CMAC block.
 
-use cmac::{Cmac, KeyInit, Mac};
+use cmac::{Cmac, Mac};
 
 use crate::key::Key;
 
@@ -76,7 +76,7 @@ pub fn input(constant: DerivationConstant, counter: u32, ident: [u8; 4]) -> [u8;
 
 /// AES-CMAC of `data` under `key` (NIST SP 800-38B), all 16 bytes.
 pub fn cmac(key: &Key, parts: &[&[u8]]) -> [u8; 16] {
-    let mut mac = <Cmac<aes::Aes128> as KeyInit>::new(key.as_bytes().into());
+    let mut mac = <Cmac<&aes::Aes128> as cipher::common::InnerInit>::inner_init(key.cipher());
     for p in parts {
         mac.update(p);
     }

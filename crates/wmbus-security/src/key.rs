@@ -7,17 +7,56 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
+use aes::Aes128;
+use cipher::KeyInit;
 use wmbus_frame::codepoints::{Ident, ManufacturerCode, MeterAddress};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// A 16-byte AES-128 key.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
-pub struct Key([u8; 16]);
+/// A 16-byte AES-128 key, with its AES key schedule expanded once when the key is made: a
+/// stored key decrypts every telegram of its meter without expanding it again. Both are
+/// zeroized on drop (the schedule by `aes`'s `zeroize` feature).
+#[derive(Clone)]
+pub struct Key {
+    bytes: [u8; 16],
+    cipher: Aes128,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for Key {}
+
+impl Zeroize for Key {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+        // The old schedule is zeroized as it drops.
+        self.cipher = Aes128::new(&self.bytes.into());
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Key {}
 
 impl Key {
-    /// From raw bytes.
-    pub const fn new(bytes: [u8; 16]) -> Self {
-        Self(bytes)
+    /// From raw bytes (expands the key schedule).
+    pub fn new(bytes: [u8; 16]) -> Self {
+        Self {
+            cipher: Aes128::new(&bytes.into()),
+            bytes,
+        }
+    }
+
+    /// The expanded AES-128 cipher of this key.
+    pub const fn cipher(&self) -> &Aes128 {
+        &self.cipher
     }
 
     /// Parses 32 hexadecimal digits.
@@ -31,12 +70,14 @@ impl Key {
             let [hi, lo] = pair else { return None };
             *o = hex_val(*hi)? << 4 | hex_val(*lo)?;
         }
-        Some(Self(out))
+        let key = Self::new(out);
+        out.zeroize();
+        Some(key)
     }
 
     /// The key bytes. Handle with care: do not log them.
     pub const fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
+        &self.bytes
     }
 }
 

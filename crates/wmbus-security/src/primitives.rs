@@ -4,9 +4,11 @@
 
 use aead::{AeadInOut, KeyInit};
 use aes::Aes128;
+#[cfg(feature = "des")]
+use cipher::KeyIvInit;
 use cipher::array::Array;
 use cipher::consts::{U4, U8, U12, U13, U16};
-use cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, StreamCipher};
+use cipher::{BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, StreamCipher};
 use subtle::ConstantTimeEq;
 
 use crate::key::Key;
@@ -28,7 +30,7 @@ pub fn cbc_decrypt(key: &Key, iv: &[u8; 16], buf: &mut [u8]) -> Result<(), NotBl
     if !rest.is_empty() {
         return Err(NotBlockAligned);
     }
-    cbc::Decryptor::<Aes128>::new(key.as_bytes().into(), iv.into()).decrypt_blocks(blocks);
+    cbc::Decryptor::inner_iv_init(key.cipher(), iv.into()).decrypt_blocks(blocks);
     Ok(())
 }
 
@@ -41,14 +43,18 @@ pub fn cbc_encrypt(key: &Key, iv: &[u8; 16], buf: &mut [u8]) -> Result<(), NotBl
     if !rest.is_empty() {
         return Err(NotBlockAligned);
     }
-    cbc::Encryptor::<Aes128>::new(key.as_bytes().into(), iv.into()).encrypt_blocks(blocks);
+    cbc::Encryptor::inner_iv_init(key.cipher(), iv.into()).encrypt_blocks(blocks);
     Ok(())
 }
 
 /// AES-128-CTR keystream applied in place; the counter block increments as a 128-bit
 /// big-endian integer (EN 13757-4 §13.2.7: only the last byte changes in practice).
 pub fn ctr_apply(key: &Key, counter_block: &[u8; 16], buf: &mut [u8]) {
-    ctr::Ctr128BE::<Aes128>::new(key.as_bytes().into(), counter_block.into()).apply_keystream(buf);
+    ctr::Ctr128BE::<&Aes128>::from_core(ctr::CtrCore::inner_iv_init(
+        key.cipher(),
+        counter_block.into(),
+    ))
+    .apply_keystream(buf);
 }
 
 /// Truncated MAC comparison in constant time: `received` against the leftmost bytes of

@@ -227,8 +227,8 @@ pub struct Details {
     pub ell_decrypted: bool,
     /// Fragments the message came in.
     pub fragments: Option<u8>,
-    /// Derived keys (diagnostics only).
-    pub derived: Option<DerivedKeys>,
+    /// Derived keys (diagnostics only; boxed: each key carries its expanded schedule).
+    pub derived: Option<alloc::boxed::Box<DerivedKeys>>,
     /// A remark on the result, e.g. why plaintext was refused.
     pub note: Option<&'static str>,
 }
@@ -823,10 +823,10 @@ impl<K: KeyStore> Receiver<K> {
         let computed = afl_mac(&mac_key, &auth, plain.get(tpdu_start..).unwrap_or(&[]));
         details.mac_computed = Some(Bytes16::new(&computed));
         if self.options.diagnostics {
-            details.derived = Some(DerivedKeys {
+            details.derived = Some(alloc::boxed::Box::new(DerivedKeys {
                 encryption: enc,
                 mac: mac_key,
-            });
+            }));
         }
         if primitives::verify_truncated(&computed, auth.mac().unwrap_or(&[])).is_err() {
             return SecurityResult::MacMismatch;
@@ -944,10 +944,10 @@ impl<K: KeyStore> Receiver<K> {
             details.mac_computed = Some(Bytes16::new(&computed));
             if primitives::verify_truncated(&computed, a.mac().unwrap_or(&[])).is_err() {
                 if self.options.diagnostics {
-                    details.derived = Some(DerivedKeys {
+                    details.derived = Some(alloc::boxed::Box::new(DerivedKeys {
                         encryption: enc,
                         mac: mac_key,
-                    });
+                    }));
                 }
                 return SecurityResult::MacMismatch;
             }
@@ -964,10 +964,10 @@ impl<K: KeyStore> Receiver<K> {
             return SecurityResult::Malformed;
         }
         if self.options.diagnostics {
-            details.derived = Some(DerivedKeys {
+            details.derived = Some(alloc::boxed::Box::new(DerivedKeys {
                 encryption: enc,
                 mac: mac_key,
-            });
+            }));
         }
         if enc_len > 0 && !starts_2f2f(region) {
             if was_clear && !authenticated {
@@ -1136,10 +1136,10 @@ impl<K: KeyStore> Receiver<K> {
         }
         details.mac_received = Some(Bytes16::new(tag.get(..tag_len).unwrap_or(&[])));
         if self.options.diagnostics {
-            details.derived = Some(DerivedKeys {
+            details.derived = Some(alloc::boxed::Box::new(DerivedKeys {
                 encryption: enc.clone(),
                 mac: mac_key,
-            });
+            }));
         }
         let Some(region) = plain.get_mut(payload.start..tag_range.start) else {
             return SecurityResult::Malformed;
