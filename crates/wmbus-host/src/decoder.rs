@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use wmbus_frame::apl::compact::{self, CompactFrame, CompactRecords, FormatFrame};
 use wmbus_frame::codepoints::{ApplicationContent, MeterAddress, SecurityMode, TplHeaderKind};
-use wmbus_frame::dll::{DllRepr, FrameFormat, MAX_RAW_FRAME_LEN};
+use wmbus_frame::dll::{DllRepr, FrameFormat, MAX_RAW_FRAME_LEN, Normalized};
 use wmbus_frame::ell::EllRepr;
 use wmbus_frame::frame::{Frame, Link, normalize};
 use wmbus_frame::tpl::{ModeFields, TplRepr};
@@ -17,8 +17,8 @@ use wmbus_security::time::Instant;
 
 use crate::records::{self, hex, hex_byte};
 use crate::report::{
-    AddressReport, AflReport, CompactReport, ConfigReport, EllReport, Layout, LinkReport, Report,
-    SecurityReport, SessionReport, StatusFlags, TplReport,
+    AddressReport, AflReport, CompactReport, ConfigReport, EllReport, Layout, LinkReport,
+    Reception, Report, SecurityReport, SessionReport, Source, StatusFlags, TplReport,
 };
 
 /// Decoder settings.
@@ -123,6 +123,10 @@ pub struct Decoder {
     formats: FormatCache,
     options: DecodeOptions,
     plain: Vec<u8>,
+    /// Working space of the direct JSON writer.
+    scratch: Vec<u8>,
+    /// Record-list layouts the direct JSON writer learned.
+    layouts: crate::direct::Layouts,
 }
 
 fn address(m: &MeterAddress) -> AddressReport {
@@ -478,6 +482,67 @@ fn key_configured(keys: &MemoryKeyStore, meter: Option<MeterAddress>) -> bool {
     })
 }
 
+/// What [`Decoder::decode_json`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The telegram decoded (status "ok" or "incomplete").
+    pub decoded: bool,
+    /// The line was written straight from the decoded layers (no [`Report`]).
+    pub direct: bool,
+}
+
+fn empty_report() -> Report {
+    Report {
+        source: None,
+        reception: Reception::default(),
+        manufacturer: None,
+        id: None,
+        version: None,
+        device_type: None,
+        device_type_name: None,
+        status: "ok",
+        error: None,
+        link: None,
+        ell: None,
+        afl: None,
+        tpl: None,
+        security_mode: 0,
+        security: SecurityReport {
+            result: "none",
+            direction: "meter_to_partner",
+            ..SecurityReport::default()
+        },
+        payload_hex: String::new(),
+        records: Vec::new(),
+        manufacturer_data: None,
+        more_records_follow: false,
+        compact: None,
+        application: None,
+        warnings: Vec::new(),
+        frame_hex: String::new(),
+        layout: Layout::default(),
+    }
+}
+
+fn trailing_warning(report: &mut Report, normalized: Normalized) {
+    if normalized.trailing > 0 {
+        report.warnings.push(format!(
+            "{} byte(s) after the frame's end ignored (an appended RSSI or status byte?)",
+            normalized.trailing
+        ));
+    }
+}
+
+fn identify(report: &mut Report, meter: Option<MeterAddress>) {
+    if let Some(m) = meter {
+        report.manufacturer = Some(records::manufacturer(m.manufacturer));
+        report.id = Some(records::ident(m.address.ident));
+        report.version = Some(m.address.version);
+        report.device_type = Some(m.address.device_type.0);
+        report.device_type_name = Some(m.address.device_type.name());
+    }
+}
+
 impl Decoder {
     /// A decoder over a key store.
     pub fn new(keys: MemoryKeyStore, options: DecodeOptions) -> Self {
@@ -493,6 +558,8 @@ impl Decoder {
             formats: FormatCache::default(),
             options,
             plain: Vec::with_capacity(256),
+            scratch: vec![0; 16 * 1024],
+            layouts: crate::direct::Layouts::default(),
         }
     }
 
@@ -519,37 +586,85 @@ impl Decoder {
     /// Decodes one telegram as received (with or without link CRCs, wired or wireless).
     pub fn decode(&mut self, now: Instant, input: &[u8]) -> Report {
         let mut buf = [0u8; MAX_RAW_FRAME_LEN];
-        let mut report = Report {
-            source: None,
-            reception: Default::default(),
-            manufacturer: None,
-            id: None,
-            version: None,
-            device_type: None,
-            device_type_name: None,
-            status: "ok",
-            error: None,
-            link: None,
-            ell: None,
-            afl: None,
-            tpl: None,
-            security_mode: 0,
-            security: SecurityReport {
-                result: "none",
-                direction: "meter_to_partner",
-                ..SecurityReport::default()
-            },
-            payload_hex: String::new(),
-            records: Vec::new(),
-            manufacturer_data: None,
-            more_records_follow: false,
-            compact: None,
-            application: None,
-            warnings: Vec::new(),
-            frame_hex: String::new(),
-            layout: Layout::default(),
+        let (normalized, frame) = match self.prepare(input, &mut buf) {
+            Ok(parsed) => parsed,
+            Err(report) => return *report,
         };
-        let fail = |report: &mut Report, e: wmbus_frame::Error| {
+        let mut plain = std::mem::take(&mut self.plain);
+        let opened = self.receiver.open(now, &frame, &mut plain);
+        let report = self.report(normalized, &frame, &opened, &plain);
+        self.plain = plain;
+        report
+    }
+
+    /// Decodes one telegram and appends its JSON line (what [`Self::decode`] and
+    /// [`crate::render::write_line`] give, byte for byte): common telegrams are written
+    /// straight from the decoded layers ([`crate::direct`]), the rest through their
+    /// [`Report`]. `source` and `reception` are set on the line as on a report.
+    pub fn decode_json(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        source: Option<&Source>,
+        reception: &Reception,
+        out: &mut Vec<u8>,
+    ) -> Written {
+        let with_context = |mut report: Report, out: &mut Vec<u8>| {
+            report.source = source.cloned();
+            report.reception = reception.clone();
+            crate::json::write_report(out, &report);
+            out.push(b'\n');
+            Written {
+                decoded: report.is_decoded(),
+                direct: false,
+            }
+        };
+        let mut buf = [0u8; MAX_RAW_FRAME_LEN];
+        let (normalized, frame) = match self.prepare(input, &mut buf) {
+            Ok(parsed) => parsed,
+            Err(report) => return with_context(*report, out),
+        };
+        let mut plain = std::mem::take(&mut self.plain);
+        let opened = self.receiver.open(now, &frame, &mut plain);
+        let line = crate::direct::Line {
+            source,
+            reception,
+            normalized,
+            frame: &frame,
+            opened: &opened,
+            plain: &plain,
+            key_configured: key_configured(
+                self.receiver.keys(),
+                opened.meter.or_else(|| frame.meter()),
+            ),
+        };
+        let written = if !self.options.diagnostics
+            && let Some(learn) =
+                crate::direct::write(out, &mut self.scratch, &mut self.layouts, &line)
+        {
+            if let Some(signature) = learn {
+                self.learn_format(signature, plain.get(opened.application.clone()));
+            }
+            Written {
+                decoded: true,
+                direct: true,
+            }
+        } else {
+            let report = self.report(normalized, &frame, &opened, &plain);
+            with_context(report, out)
+        };
+        self.plain = plain;
+        written
+    }
+
+    /// Normalises and parses; a failure is the finished report.
+    fn prepare<'b>(
+        &self,
+        input: &[u8],
+        buf: &'b mut [u8; MAX_RAW_FRAME_LEN],
+    ) -> Result<(Normalized, Frame<'b>), Box<Report>> {
+        let fail = |e: wmbus_frame::Error| {
+            let mut report = empty_report();
             report.status = if e.is_integrity() {
                 "crc_error"
             } else if e.is_unsupported() {
@@ -558,45 +673,54 @@ impl Decoder {
                 "malformed"
             };
             report.error = Some(e.to_string());
+            report
         };
-        let normalized = match normalize(input, self.options.frame_format, &mut buf) {
+        let normalized = match normalize(input, self.options.frame_format, buf) {
             Ok(n) => n,
             Err(e) => {
-                fail(&mut report, e);
+                let mut report = fail(e);
                 // Still say who sent it, if the first block reads.
                 if let Some(first) = input.get(..10) {
                     let mut head = [0u8; 10];
                     head.copy_from_slice(first);
                     head[0] = 9;
                     if let Ok(d) = DllRepr::parse(&head) {
-                        self.identify(&mut report, Some(d.address));
+                        identify(&mut report, Some(d.address));
                     }
                 }
                 report.frame_hex = hex(input);
-                return report;
+                return Err(Box::new(report));
             }
         };
-        if normalized.trailing > 0 {
-            report.warnings.push(format!(
-                "{} byte(s) after the frame's end ignored (an appended RSSI or status byte?)",
-                normalized.trailing
-            ));
-        }
-        let bytes = buf.get(..normalized.len).unwrap_or(&[]);
-        report.frame_hex = hex(bytes);
-        let frame = match Frame::parse(bytes, normalized.format) {
-            Ok(f) => f,
+        let bytes: &'b [u8] = buf.get(..normalized.len).unwrap_or(&[]);
+        match Frame::parse(bytes, normalized.format) {
+            Ok(f) => Ok((normalized, f)),
             Err(e) => {
-                fail(&mut report, e);
+                let mut report = fail(e);
+                trailing_warning(&mut report, normalized);
+                report.frame_hex = hex(bytes);
                 if normalized.format != FrameFormat::Wired
                     && let Ok(d) = DllRepr::parse(bytes)
                 {
                     report.link = Some(link_report(&Link::Wireless(d), normalized.format));
-                    self.identify(&mut report, Some(d.address));
+                    identify(&mut report, Some(d.address));
                 }
-                return report;
+                Err(Box::new(report))
             }
-        };
+        }
+    }
+
+    /// The report of a parsed and opened telegram.
+    fn report(
+        &mut self,
+        normalized: Normalized,
+        frame: &Frame<'_>,
+        opened: &Opened,
+        plain: &[u8],
+    ) -> Report {
+        let mut report = empty_report();
+        trailing_warning(&mut report, normalized);
+        report.frame_hex = hex(frame.bytes);
         report.link = Some(link_report(&frame.repr.link, normalized.format));
         report.ell = frame.repr.ell.as_ref().map(ell_report);
         let t = &frame.repr.transport;
@@ -607,26 +731,30 @@ impl Decoder {
             payload: Some(t.payload_offset),
             end: Some(t.payload_offset + t.payload.len()),
         };
-        let mut plain = std::mem::take(&mut self.plain);
-        let opened = self.receiver.open(now, &frame, &mut plain);
-        self.fill(&mut report, &frame, &opened, &plain);
-        self.plain = plain;
+        self.fill(&mut report, frame, opened, plain);
         report
     }
 
-    fn identify(&self, report: &mut Report, meter: Option<MeterAddress>) {
-        if let Some(m) = meter {
-            report.manufacturer = Some(records::manufacturer(m.manufacturer));
-            report.id = Some(records::ident(m.address.ident));
-            report.version = Some(m.address.version);
-            report.device_type = Some(m.address.device_type.0);
-            report.device_type_name = Some(m.address.device_type.name());
+    /// Learns the format of a record list (once per signature), for compact frames to come.
+    fn learn_format(&mut self, signature: u16, application: Option<&[u8]>) {
+        let Some(application) = application else {
+            return;
+        };
+        if self.formats.get(signature).is_some() {
+            return;
+        }
+        let mut format = vec![0u8; application.len()];
+        if let Ok(n) = compact::format_of(application, &mut format) {
+            format.truncate(n);
+            if !format.is_empty() {
+                self.formats.learn(&format);
+            }
         }
     }
 
     fn fill(&mut self, report: &mut Report, frame: &Frame<'_>, o: &Opened, plain: &[u8]) {
         let meter = o.meter.or_else(|| frame.meter());
-        self.identify(report, meter);
+        identify(report, meter);
         let tpl = o.tpl.or(frame.repr.transport.tpl);
         let fcl = frame.repr.transport.afl.map(|a| a.fragment_control());
         report.afl = o.afl.as_ref().map(|a| afl_report(a, fcl)).or_else(|| {
@@ -700,20 +828,10 @@ impl Decoder {
                 let decoded = records::decode_records(application, base);
                 let signature = decoded.format_signature;
                 self.take_records(report, decoded);
-                // Learn the format once per signature, for compact frames to come.
                 if report.status == "ok"
                     && let Some(signature) = signature
-                    && self.formats.get(signature).is_none()
-                    && let Ok(n) = {
-                        let mut format = vec![0u8; application.len()];
-                        compact::format_of(application, &mut format).map(|n| {
-                            format.truncate(n);
-                            format
-                        })
-                    }
-                    && !n.is_empty()
                 {
-                    self.formats.learn(&n);
+                    self.learn_format(signature, Some(application));
                 }
             }
             Some(ApplicationContent::Format) => match FormatFrame::parse(content, content_base) {

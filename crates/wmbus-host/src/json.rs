@@ -374,7 +374,7 @@ fn integer(out: &mut Vec<u8>, v: i64) {
 }
 
 /// As `serde_json` writes an `f64`: shortest round-trip form, `null` when not finite.
-fn float(out: &mut Vec<u8>, v: f64) {
+pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
     if !v.is_finite() || CompactFormatter.write_f64(out, v).is_err() {
         out.extend_from_slice(b"null");
     }
@@ -393,7 +393,7 @@ fn strings<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
 
 /// A JSON string: copied as is when nothing needs escaping (hex, names: the usual case), else
 /// escaped as `serde_json` escapes.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
         if serde_json::to_writer(&mut *out, s).is_err() {
             out.extend_from_slice(b"null");
@@ -406,7 +406,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether any byte is a control character, `"` or `\`: eight bytes at a time.
-fn needs_escape(s: &[u8]) -> bool {
+pub(crate) fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;

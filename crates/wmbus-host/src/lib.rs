@@ -8,6 +8,7 @@
 #![allow(clippy::std_instead_of_core, clippy::alloc_instead_of_core)]
 
 pub mod decoder;
+pub mod direct;
 pub mod encode;
 pub mod input;
 pub mod json;
@@ -19,5 +20,5 @@ pub mod report;
 pub mod transfer;
 pub mod vectors;
 
-pub use decoder::{DecodeOptions, Decoder, FormatCache};
+pub use decoder::{DecodeOptions, Decoder, FormatCache, Written};
 pub use report::Report;

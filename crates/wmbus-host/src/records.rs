@@ -10,7 +10,7 @@ use wmbus_frame::apl::{Item, Record, Records};
 use crate::report::{CompactString, JsonValue, RecordReport};
 
 /// Hex digit pairs of every byte value, upper case.
-const HEX_UPPER: [[u8; 2]; 256] = {
+pub(crate) const HEX_UPPER: [[u8; 2]; 256] = {
     let digits = b"0123456789ABCDEF";
     let mut t = [[0u8; 2]; 256];
     let mut i = 0;
@@ -79,7 +79,9 @@ pub fn ident(i: wmbus_frame::codepoints::Ident) -> String {
     hex_lower(&i.0.to_be_bytes())
 }
 
-fn push_digits(out: &mut CompactString, v: u32, width: usize) {
+/// `v` with at least `width` digits (at most 10), right-aligned: the buffer and where the
+/// digits start.
+pub(crate) fn padded_digits(v: u32, width: usize) -> ([u8; 10], usize) {
     let mut buf = [b'0'; 10];
     let mut v = v;
     let mut i = buf.len();
@@ -90,6 +92,11 @@ fn push_digits(out: &mut CompactString, v: u32, width: usize) {
         }
         v /= 10;
     }
+    (buf, i)
+}
+
+fn push_digits(out: &mut CompactString, v: u32, width: usize) {
+    let (buf, i) = padded_digits(v, width);
     for &b in buf.get(i..).unwrap_or(&[]) {
         out.push(char::from(b));
     }

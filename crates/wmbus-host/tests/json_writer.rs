@@ -13,9 +13,9 @@
 
 use std::path::Path;
 
+mod common;
+
 use wmbus_host::decoder::{DecodeOptions, Decoder};
-use wmbus_host::input::{Line, parse_line};
-use wmbus_host::keyfile;
 use wmbus_host::report::{Reception, Report, Source};
 use wmbus_security::key::MemoryKeyStore;
 use wmbus_security::time::Instant;
@@ -31,50 +31,24 @@ fn check(r: &Report) {
     );
 }
 
-fn keys_from(text: &str, keys: &mut MemoryKeyStore) {
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("# key: ") {
-            keyfile::load_into(keys, vec![keyfile::parse_argument(k).unwrap()]);
-        }
-    }
-}
-
-/// Decodes every line of every file in `dir` (with `ext`), checking each report.
-fn over_dir(dir: &Path, ext: &str, keys: MemoryKeyStore) -> usize {
+/// Decodes every telegram of every capture, checking each report.
+fn over_captures(dir: &Path, ext: &str, keys: &MemoryKeyStore) -> usize {
     let mut n = 0;
     for diagnostics in [false, true] {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == ext))
-            .collect();
-        files.sort();
-        for path in files {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let mut k = keys.clone();
-            keys_from(&text, &mut k);
+        for capture in common::captures(dir, ext, keys) {
             let options = DecodeOptions {
                 allow_des: true,
                 diagnostics,
                 show_keys: diagnostics,
                 ..DecodeOptions::default()
             };
-            let mut d = Decoder::new(k, options);
-            for (i, line) in text.lines().enumerate() {
-                if let Line::Telegram {
-                    bytes, reception, ..
-                } = parse_line(line)
-                {
-                    let mut r = d.decode(Instant::from_secs(i as u64), &bytes);
-                    r.reception = reception;
-                    r.source = Some(Source {
-                        file: Some(path.display().to_string()),
-                        line: i + 1,
-                    });
-                    check(&r);
-                    n += 1;
-                }
+            let mut d = Decoder::new(capture.keys, options);
+            for t in capture.telegrams {
+                let mut r = d.decode(Instant::from_secs(t.index as u64), &t.bytes);
+                r.reception = t.reception;
+                r.source = Some(t.source);
+                check(&r);
+                n += 1;
             }
         }
     }
@@ -84,32 +58,15 @@ fn over_dir(dir: &Path, ext: &str, keys: MemoryKeyStore) -> usize {
 #[test]
 fn telegram_files_and_samples() {
     let t = wmbus_testkit::testdata();
-    let n = over_dir(&t.join("telegrams"), "txt", MemoryKeyStore::new());
+    let n = over_captures(&t.join("telegrams"), "txt", &MemoryKeyStore::new());
     assert!(n > 100, "{n}");
-    let mut keys = MemoryKeyStore::new();
-    let text = std::fs::read_to_string(t.join("samples/keys.txt")).unwrap();
-    keyfile::load_into(&mut keys, keyfile::parse_file(&text, "keys.txt").unwrap());
-    assert!(over_dir(&t.join("samples"), "txt", keys) > 10);
+    assert!(over_captures(&t.join("samples"), "txt", &common::sample_keys()) > 10);
 }
 
 #[test]
 fn vector_set() {
-    let dir = wmbus_testkit::testdata().join("vectors");
     let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap().flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "hex") {
-            continue;
-        }
-        let description = wmbus_host::encode::Description::parse(
-            &std::fs::read_to_string(path.with_extension("toml")).unwrap(),
-        )
-        .unwrap();
-        let frames: Vec<Vec<u8>> = std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .map(|l| hex::decode(l).unwrap())
-            .collect();
+    for (description, frames) in common::vector_set() {
         for r in wmbus_host::vectors::decode(&description, &frames) {
             check(&r);
             n += 1;
@@ -120,17 +77,12 @@ fn vector_set() {
 
 #[test]
 fn fuzz_corpora_as_telegrams() {
-    let root = wmbus_testkit::testdata().join("../fuzz/corpus");
     let mut d = Decoder::new(MemoryKeyStore::new(), DecodeOptions::default());
-    let mut n = 0;
-    for target in ["frame_parse", "records", "security_open"] {
-        for e in std::fs::read_dir(root.join(target)).unwrap().flatten() {
-            let data = std::fs::read(e.path()).unwrap();
-            check(&d.decode(Instant::default(), &data));
-            n += 1;
-        }
+    let inputs = common::fuzz_inputs();
+    for data in &inputs {
+        check(&d.decode(Instant::default(), data));
     }
-    assert!(n > 50, "{n}");
+    assert!(inputs.len() > 50, "{}", inputs.len());
 }
 
 /// Strings that need escaping, every optional member, non-finite numbers.

@@ -113,6 +113,13 @@ fn render(
         Line::Skip => return true,
         Line::Telegram {
             bytes, reception, ..
+        } if format == Format::Json => {
+            return decoder
+                .decode_json(now, &bytes, Some(&item.source), &reception, out)
+                .decoded;
+        }
+        Line::Telegram {
+            bytes, reception, ..
         } => {
             let mut report = decoder.decode(now, &bytes);
             report.reception = reception;
