@@ -733,6 +733,36 @@ fn number(c: &mut Cursor<'_>, raw: i128, exponent: i8) -> Option<()> {
     }
 }
 
+/// Powers of ten up to 10^15.
+const POW10: [u64; 16] = {
+    let mut t = [1u64; 16];
+    let mut i = 1;
+    while i < 16 {
+        // invariant: i < 16.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[i] = t[i - 1] * 10;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// "00" to "99".
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        // invariant: i < 100.
+        #[allow(clippy::indexing_slicing)]
+        {
+            t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        }
+        i += 1;
+    }
+    t
+};
+
 /// Writes `raw / 10^k` as its exact decimal, which is how `serde_json` writes the `f64`
 /// nearest to it when that decimal has at most 15 significant digits (two such decimals are
 /// never the same double, so the shortest round-trip form is the decimal itself) and
@@ -750,37 +780,55 @@ fn decimal(c: &mut Cursor<'_>, raw: i64, k: u8) -> Option<Option<()>> {
     }
     // Right to left into a buffer: fraction without trailing zeros, point, integer, sign.
     // At most 1 + 15 + 1 + 15 characters.
-    let mut buf = [0u8; 40];
+    let scale = POW10.get(usize::from(k)).copied()?;
+    let (mut int_part, mut frac) = (magnitude / scale, magnitude % scale);
+    let mut frac_digits = usize::from(k);
+    if frac == 0 {
+        frac_digits = 1;
+    } else {
+        while frac % 10 == 0 {
+            frac /= 10;
+            frac_digits -= 1;
+        }
+    }
+    let mut buf = [b'0'; 40];
     let mut at = buf.len();
-    let mut push = |d: u8| {
+    let end = at;
+    while frac >= 10 {
+        at -= 2;
+        buf.get_mut(at..at + 2)?
+            .copy_from_slice(DIGIT_PAIRS.get((frac % 100) as usize)?);
+        frac /= 100;
+    }
+    if frac > 0 {
         at -= 1;
-        if let Some(slot) = buf.get_mut(at) {
-            *slot = d;
-        }
-    };
-    let mut m = magnitude;
-    let mut started = false;
-    for _ in 0..k {
-        let d = (m % 10) as u8;
-        m /= 10;
-        if d != 0 || started {
-            started = true;
-            push(b'0' + d);
-        }
+        *buf.get_mut(at)? = b'0' + frac as u8;
     }
-    if !started {
-        push(b'0');
-    }
-    push(b'.');
+    // Leading zeros of the fraction are the buffer's own.
+    at = end - frac_digits - 1;
+    *buf.get_mut(at)? = b'.';
     loop {
-        push(b'0' + (m % 10) as u8);
-        m /= 10;
-        if m == 0 {
+        if int_part >= 10 {
+            at -= 2;
+            buf.get_mut(at..at + 2)?
+                .copy_from_slice(DIGIT_PAIRS.get((int_part % 100) as usize)?);
+            int_part /= 100;
+            if int_part == 0 {
+                // The pair's leading zero belongs to no digit.
+                if buf.get(at) == Some(&b'0') {
+                    at += 1;
+                }
+                break;
+            }
+        } else {
+            at -= 1;
+            *buf.get_mut(at)? = b'0' + int_part as u8;
             break;
         }
     }
     if raw < 0 {
-        push(b'-');
+        at -= 1;
+        *buf.get_mut(at)? = b'-';
     }
     Some(c.put(buf.get(at..)?))
 }

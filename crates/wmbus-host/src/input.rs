@@ -72,12 +72,8 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    // The usual line: digits only (SIMD, `faster-hex`); separators and errors below.
-    if t.len().is_multiple_of(2) && !t.is_empty() {
-        let mut out = vec![0u8; t.len() / 2];
-        if faster_hex::hex_decode(t.as_bytes(), &mut out).is_ok() {
-            return Ok(out);
-        }
+    if let Some(bytes) = hex_digits_only(t) {
+        return Ok(bytes);
     }
     let mut out = Vec::with_capacity(t.len() / 2);
     let mut high = None;
@@ -107,6 +103,16 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         return Err("input: no hex digits".into());
     }
     Ok(out)
+}
+
+/// The usual text: hex digits only, an even number of them (SIMD, `faster-hex`).
+fn hex_digits_only(t: &str) -> Option<Vec<u8>> {
+    if t.is_empty() || !t.len().is_multiple_of(2) {
+        return None;
+    }
+    let mut out = vec![0u8; t.len() / 2];
+    faster_hex::hex_decode(t.as_bytes(), &mut out).ok()?;
+    Some(out)
 }
 
 fn rtl_wmbus(line: &str) -> Line {
@@ -193,6 +199,16 @@ pub fn parse_line(line: &str) -> Line {
                 kind: LineKind::Simulation,
             },
             Err(e) => Line::Invalid(e),
+        };
+    }
+    // A plain hex line (the usual capture) is recognised without the separator scan.
+    if t.len().is_multiple_of(2)
+        && let Some(bytes) = hex_digits_only(t)
+    {
+        return Line::Telegram {
+            bytes,
+            reception: Reception::default(),
+            kind: LineKind::Hex,
         };
     }
     if t.contains(';') {

@@ -105,17 +105,18 @@ struct Item {
 fn render(
     decoder: &mut Decoder,
     now: Instant,
-    item: Item,
+    line: Line,
+    source: &Source,
     format: Format,
     out: &mut Vec<u8>,
 ) -> bool {
-    let mut report = match item.line {
+    let mut report = match line {
         Line::Skip => return true,
         Line::Telegram {
             bytes, reception, ..
         } if format == Format::Json => {
             return decoder
-                .decode_json(now, &bytes, Some(&item.source), &reception, out)
+                .decode_json(now, &bytes, Some(source), &reception, out)
                 .decoded;
         }
         Line::Telegram {
@@ -133,7 +134,7 @@ fn render(
             report
         }
     };
-    report.source = Some(item.source);
+    report.source = Some(source.clone());
     render::write_line(out, &report, format);
     report.is_decoded()
 }
@@ -145,6 +146,10 @@ fn since(started: StdInstant) -> Instant {
 
 /// Lines per batch handed to a worker.
 const BATCH: usize = 256;
+
+/// Output gathered before a write (sequential runs): the stdout buffer's capacity, so the
+/// chunk goes to the OS without another copy.
+const OUTPUT_CHUNK: usize = 256 * 1024;
 
 /// Work for one worker: its share of a batch, in input order.
 struct Job {
@@ -208,7 +213,7 @@ impl Run {
             Mode::Sequential {
                 decoder: Box::new(make_decoder()),
                 started: StdInstant::now(),
-                buf: Vec::with_capacity(64 * 1024),
+                buf: Vec::with_capacity(OUTPUT_CHUNK + 64 * 1024),
             }
         } else {
             let (done_tx, results) = mpsc::channel::<Done>();
@@ -225,7 +230,9 @@ impl Run {
                         let mut ends = Vec::with_capacity(job.items.len());
                         let mut failures = 0;
                         for item in job.items {
-                            if !render(&mut decoder, since(started), item, format, &mut out) {
+                            let now = since(started);
+                            if !render(&mut decoder, now, item.line, &item.source, format, &mut out)
+                            {
                                 failures += 1;
                             }
                             ends.push(out.len());
@@ -259,13 +266,13 @@ impl Run {
         Self {
             format,
             failures: 0,
-            out: BufWriter::with_capacity(256 * 1024, io::stdout()),
+            out: BufWriter::with_capacity(OUTPUT_CHUNK, io::stdout()),
             progress,
             mode,
         }
     }
 
-    fn line(&mut self, text: &[u8], source: Source) -> Result<()> {
+    fn line(&mut self, text: &[u8], source: &Source) -> Result<()> {
         let line = match std::str::from_utf8(text) {
             Ok(t) => parse_line(t),
             Err(e) => Line::Invalid(format!(
@@ -273,20 +280,26 @@ impl Run {
                 e.valid_up_to() + 1
             )),
         };
-        let item = Item { source, line };
         match &mut self.mode {
             Mode::Sequential {
                 decoder,
                 started,
                 buf,
             } => {
-                buf.clear();
-                if !render(decoder, since(*started), item, self.format, buf) {
+                if !render(decoder, since(*started), line, source, self.format, buf) {
                     self.failures += 1;
                 }
-                self.out.write_all(buf)?;
+                // Lines gather here and go out in large writes.
+                if buf.len() >= OUTPUT_CHUNK {
+                    self.out.write_all(buf)?;
+                    buf.clear();
+                }
             }
             Mode::Parallel { route, shares, .. } => {
+                let item = Item {
+                    source: source.clone(),
+                    line,
+                };
                 let worker = worker_for(&item.line, item.source.line, shares.len());
                 route.push(worker);
                 if let Some(share) = shares.get_mut(worker) {
@@ -394,37 +407,48 @@ impl Run {
         }
     }
 
-    fn reader(&mut self, mut reader: impl BufRead, file: &str) -> Result<()> {
-        let file: Option<String> = Some(file.to_string());
+    /// Everything decoded so far out to stdout, now (before the input may block).
+    fn flush(&mut self) -> Result<()> {
+        self.dispatch()?;
+        self.collect(|in_flight| in_flight > 0)?;
+        if let Mode::Sequential { buf, .. } = &mut self.mode {
+            self.out.write_all(buf)?;
+            buf.clear();
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn reader<R: io::Read>(&mut self, mut reader: BufReader<R>, file: &str) -> Result<()> {
+        let mut source = Source {
+            file: Some(file.to_string()),
+            line: 0,
+        };
         let mut text = Vec::with_capacity(512);
-        let mut line = 0;
         loop {
+            // About to read from the OS, which may wait (a live receiver on stdin): what is
+            // decoded goes out first. Files reach this once per 256 KiB.
+            if reader.buffer().is_empty() {
+                self.flush()?;
+            }
             text.clear();
             let n = reader
                 .read_until(b'\n', &mut text)
-                .with_context(|| format!("reading {}", file.as_deref().unwrap_or("-")))?;
+                .with_context(|| format!("reading {file}"))?;
             if n == 0 {
                 return Ok(());
             }
-            line += 1;
+            source.line += 1;
             self.progress.inc(n as u64);
             let t = text.strip_suffix(b"\n").unwrap_or(&text);
             let t = t.strip_suffix(b"\r").unwrap_or(t);
-            self.line(
-                t,
-                Source {
-                    file: file.clone(),
-                    line,
-                },
-            )?;
+            self.line(t, &source)?;
         }
     }
 
     /// Drains the workers; returns the decoders (for the format cache) and writes the rest.
     fn finish(mut self) -> Result<(usize, Vec<Decoder>)> {
-        self.dispatch()?;
-        self.collect(|in_flight| in_flight > 0)?;
-        self.out.flush()?;
+        self.flush()?;
         self.progress.finish_and_clear();
         let decoders = match self.mode {
             Mode::Sequential { decoder, .. } => vec![*decoder],
@@ -557,7 +581,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     for (i, t) in args.telegrams.iter().enumerate() {
         run.line(
             t.as_bytes(),
-            Source {
+            &Source {
                 file: None,
                 line: i + 1,
             },
@@ -565,7 +589,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     }
     for path in &args.inputs {
         if path.as_os_str() == "-" {
-            run.reader(io::stdin().lock(), "-")?;
+            run.reader(BufReader::with_capacity(256 * 1024, io::stdin()), "-")?;
         } else {
             let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
             run.reader(
@@ -575,7 +599,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         }
     }
     if args.telegrams.is_empty() && args.inputs.is_empty() {
-        run.reader(io::stdin().lock(), "-")?;
+        run.reader(BufReader::with_capacity(256 * 1024, io::stdin()), "-")?;
     }
     let (failures, decoders) = run.finish()?;
     if let Some(path) = &args.format_cache {

@@ -338,3 +338,52 @@ fn synth_is_deterministic() {
     assert_eq!(make("a"), make("b"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A live receiver piped into `wmbus decode`: each line's report comes out while stdin stays
+/// open (output is not held back for a full buffer), with one thread and with two.
+#[test]
+fn live_stdin_is_answered_line_by_line() {
+    use std::io::{BufRead, BufReader};
+    let telegram = b"2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3\n";
+    for threads in ["1", "2"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wmbus"))
+            .args([
+                "decode",
+                "-f",
+                "json",
+                "--threads",
+                threads,
+                "--key",
+                KEYS[0],
+            ])
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        for n in 1..=3 {
+            stdin.write_all(telegram).unwrap();
+            stdin.flush().unwrap();
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("--threads {threads}: no report for line {n} yet"));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["source"]["line"], n);
+            assert_eq!(v["status"], "ok");
+        }
+        drop(stdin);
+        assert!(child.wait().unwrap().success());
+        reader.join().unwrap();
+    }
+}
