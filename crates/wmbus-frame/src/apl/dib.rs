@@ -210,17 +210,36 @@ pub struct DibRepr {
 }
 
 impl DibRepr {
+    /// A DIB of one DIF, without DIFEs.
+    #[inline(always)]
+    pub const fn from_dif(dif: u8) -> Self {
+        Self {
+            data_field: DataField::from_nibble(dif),
+            function: Function::from_bits(dif >> 4),
+            storage: ((dif >> 6) & 1) as u64,
+            tariff: 0,
+            subunit: 0,
+        }
+    }
+
+    /// A DIB of a DIF and one DIFE (EN 13757-3 §6.3.4: storage bits 1–4, tariff bits 0–1,
+    /// subunit bit 0).
+    #[inline(always)]
+    pub const fn from_dif_dife(dif: u8, dife: u8) -> Self {
+        Self {
+            data_field: DataField::from_nibble(dif),
+            function: Function::from_bits(dif >> 4),
+            storage: (((dif >> 6) & 1) | (dife & 0x0F) << 1) as u64,
+            tariff: ((dife >> 4) & 0x3) as u32,
+            subunit: ((dife >> 6) & 0x1) as u16,
+        }
+    }
+
     /// Reads DIF and DIFE bytes (`raw` must be exactly the DIB).
     pub fn from_bytes(raw: &[u8]) -> Self {
         let dif = raw.first().copied().unwrap_or(0);
         if raw.len() <= 1 {
-            return Self {
-                data_field: DataField::from_nibble(dif),
-                function: Function::from_bits(dif >> 4),
-                storage: u64::from((dif >> 6) & 1),
-                tariff: 0,
-                subunit: 0,
-            };
+            return Self::from_dif(dif);
         }
         let mut storage = u64::from((dif >> 6) & 1);
         let mut tariff = 0u32;

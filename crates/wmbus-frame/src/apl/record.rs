@@ -1,7 +1,7 @@
 //! The record grammar (EN 13757-3 §6): `DIF [DIFE…] VIF [VIFE…] [plain-text unit] data`, read
 //! by hand (the hot path of every decode) and written back byte for byte.
 
-use super::dib::{DibRepr, MAX_DIFE, SpecialFunction};
+use super::dib::{DataField, DibRepr, MAX_DIFE, SpecialFunction};
 use super::value::{self, Lvar, Value};
 use super::vib::{self, Description, MAX_VIFE, Vib};
 use crate::error::{Error, ErrorKind, Layer, Result};
@@ -179,6 +179,55 @@ impl<'a> Records<'a> {
     /// Reads one record at the input: its header, then its data as the DIB says.
     #[inline(always)]
     fn record(input: &'a [u8], offset: usize) -> core::result::Result<(&'a [u8], Record<'a>), At> {
+        // The usual record: one DIF and one primary VIF, neither extended, fixed-length data.
+        if let [dif, vif, after @ ..] = input
+            && (dif | vif) & 0x80 == 0
+            && *vif < 0x7B
+            && let Some(len) = DataField::from_nibble(*dif).len()
+            && let Some((data, rest)) = after.split_at_checked(len)
+            && let (Some(dib_raw), Some(vib_raw)) = (input.get(..1), input.get(1..2))
+        {
+            return Ok((
+                rest,
+                Record {
+                    offset,
+                    dib_raw,
+                    dib: DibRepr::from_dif(*dif),
+                    vib: Vib {
+                        raw: vib_raw,
+                        plain_text: None,
+                    },
+                    data,
+                    lvar: None,
+                    description: vib::primary(*vif),
+                },
+            ));
+        }
+        // The next most usual: one DIFE (a storage number or tariff), then the same.
+        if let [dif, dife, vif, after @ ..] = input
+            && dif & 0x80 != 0
+            && (dife | vif) & 0x80 == 0
+            && *vif < 0x7B
+            && let Some(len) = DataField::from_nibble(*dif).len()
+            && let Some((data, rest)) = after.split_at_checked(len)
+            && let (Some(dib_raw), Some(vib_raw)) = (input.get(..2), input.get(2..3))
+        {
+            return Ok((
+                rest,
+                Record {
+                    offset,
+                    dib_raw,
+                    dib: DibRepr::from_dif_dife(*dif, *dife),
+                    vib: Vib {
+                        raw: vib_raw,
+                        plain_text: None,
+                    },
+                    data,
+                    lvar: None,
+                    description: vib::primary(*vif),
+                },
+            ));
+        }
         let (rest, dib_raw, vib) = Self::header(input)?;
         let dib = DibRepr::from_bytes(dib_raw);
         let at = |r: &[u8]| input.len() - r.len();
@@ -389,6 +438,67 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The short ways for the usual headers (one DIF, or a DIF and one DIFE, then one
+    /// primary VIF) read what the general reader reads: every DIF, a spread of DIFEs, every
+    /// VIF, with the data complete and cut short.
+    #[test]
+    fn usual_headers_read_as_the_general_reader_does() {
+        let data = [0x12u8, 0x34, 0x56, 0x78, 0x9A, 0xBC, 0xDE, 0xF0];
+        let mut checked = 0;
+        for dif in 0..=0xFFu8 {
+            if dif & 0x0F == 0x0F {
+                continue; // special functions
+            }
+            let difes: &[u8] = if dif & 0x80 == 0 {
+                &[]
+            } else {
+                &[0x00, 0x01, 0x0F, 0x10, 0x35, 0x40, 0x7F]
+            };
+            for dife in difes
+                .iter()
+                .map(Some)
+                .chain(difes.is_empty().then_some(None))
+            {
+                for vif in 0..0x80u8 {
+                    for cut in [0usize, 3, 8] {
+                        let mut input = std::vec![dif];
+                        input.extend(dife);
+                        input.push(vif);
+                        let header_len = input.len();
+                        input.extend_from_slice(&data[..cut]);
+                        let got = Records::new(&input, 5).next();
+                        // The general reader, by parts.
+                        let dib_raw = &input[..header_len - 1];
+                        let vib = Vib {
+                            raw: &input[header_len - 1..header_len],
+                            plain_text: None,
+                        };
+                        if vib.table() != vib::VifTable::Primary {
+                            continue;
+                        }
+                        match (got, DataField::from_nibble(dif).len()) {
+                            (Some(Ok(Item::Record(r))), Some(len)) => {
+                                assert!(len <= cut);
+                                let expected = Record::new(
+                                    5,
+                                    dib_raw,
+                                    vib,
+                                    &input[header_len..header_len + len],
+                                    None,
+                                );
+                                assert_eq!(r, expected, "{input:02X?}");
+                                checked += 1;
+                            }
+                            (Some(Err(e)), Some(len)) => assert!(len > cut, "{input:02X?}: {e:?}"),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
     }
 
     #[test]

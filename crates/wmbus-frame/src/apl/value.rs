@@ -298,10 +298,19 @@ pub enum Value<'a> {
 /// Reads `n` little-endian bytes as an unsigned integer (n ≤ 8).
 #[inline]
 pub fn le_unsigned(b: &[u8]) -> u64 {
-    b.iter()
-        .take(8)
-        .enumerate()
-        .fold(0, |acc, (i, &x)| acc | u64::from(x) << (8 * i))
+    // The data field lengths, each one load.
+    match *b {
+        [] => 0,
+        [x] => u64::from(x),
+        [x, y] => u64::from(u16::from_le_bytes([x, y])),
+        [x, y, z] => u64::from(u32::from_le_bytes([x, y, z, 0])),
+        [x, y, z, w] => u64::from(u32::from_le_bytes([x, y, z, w])),
+        _ => b
+            .iter()
+            .take(8)
+            .enumerate()
+            .fold(0, |acc, (i, &x)| acc | u64::from(x) << (8 * i)),
+    }
 }
 
 /// Reads little-endian bytes as a two's complement signed integer (n ≤ 8).
