@@ -1,7 +1,7 @@
 //! The record grammar (EN 13757-3 §6): `DIF [DIFE…] VIF [VIFE…] [plain-text unit] data`, read
 //! by hand (the hot path of every decode) and written back byte for byte.
 
-use super::dib::{DataField, DibRepr, MAX_DIFE, SpecialFunction};
+use super::dib::{DibRepr, MAX_DIFE, SpecialFunction};
 use super::value::{self, Lvar, Value};
 use super::vib::{self, Description, MAX_VIFE, Vib};
 use crate::error::{Error, ErrorKind, Layer, Result};
@@ -179,45 +179,27 @@ impl<'a> Records<'a> {
     /// Reads one record at the input: its header, then its data as the DIB says.
     #[inline(always)]
     fn record(input: &'a [u8], offset: usize) -> core::result::Result<(&'a [u8], Record<'a>), At> {
-        // The usual record: one DIF and one primary VIF, neither extended, fixed-length data.
-        if let [dif, vif, after @ ..] = input
-            && (dif | vif) & 0x80 == 0
+        // The usual records: a DIF with at most one DIFE (a storage number or tariff), one
+        // primary VIF without extension, fixed-length data.
+        let usual = match *input {
+            [dif, ..] if dif & 0x80 == 0 => Some((1, DibRepr::from_dif(dif))),
+            [dif, dife, ..] if dife & 0x80 == 0 => Some((2, DibRepr::from_dif_dife(dif, dife))),
+            _ => None,
+        };
+        if let Some((dib_len, dib)) = usual
+            && let Some((dib_raw, after)) = input.split_at_checked(dib_len)
+            && let [vif, after @ ..] = after
             && *vif < 0x7B
-            && let Some(len) = DataField::from_nibble(*dif).len()
+            && let Some(len) = dib.data_field.len()
             && let Some((data, rest)) = after.split_at_checked(len)
-            && let (Some(dib_raw), Some(vib_raw)) = (input.get(..1), input.get(1..2))
+            && let Some(vib_raw) = input.get(dib_len..=dib_len)
         {
             return Ok((
                 rest,
                 Record {
                     offset,
                     dib_raw,
-                    dib: DibRepr::from_dif(*dif),
-                    vib: Vib {
-                        raw: vib_raw,
-                        plain_text: None,
-                    },
-                    data,
-                    lvar: None,
-                    description: vib::primary(*vif),
-                },
-            ));
-        }
-        // The next most usual: one DIFE (a storage number or tariff), then the same.
-        if let [dif, dife, vif, after @ ..] = input
-            && dif & 0x80 != 0
-            && (dife | vif) & 0x80 == 0
-            && *vif < 0x7B
-            && let Some(len) = DataField::from_nibble(*dif).len()
-            && let Some((data, rest)) = after.split_at_checked(len)
-            && let (Some(dib_raw), Some(vib_raw)) = (input.get(..2), input.get(2..3))
-        {
-            return Ok((
-                rest,
-                Record {
-                    offset,
-                    dib_raw,
-                    dib: DibRepr::from_dif_dife(*dif, *dife),
+                    dib,
                     vib: Vib {
                         raw: vib_raw,
                         plain_text: None,
@@ -374,6 +356,7 @@ impl RecordRepr<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apl::dib::DataField;
     use crate::apl::value::{Date, DateTime};
 
     fn records(hex: &str) -> std::vec::Vec<Item<'static>> {
