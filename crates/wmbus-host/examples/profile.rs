@@ -50,7 +50,7 @@ fn main() {
     }
     let start = std::time::Instant::now();
     match stage.as_str() {
-        "parse" | "open" | "walk" | "library" => {
+        "parse" | "parse-nocrc" | "open" | "walk" | "library" => {
             let mut rx = Receiver::new(
                 keys,
                 ReceiverOptions {
@@ -61,9 +61,14 @@ fn main() {
             let mut plain = Vec::with_capacity(256);
             for _ in 0..n {
                 let mut buf = [0u8; MAX_RAW_FRAME_LEN];
-                let m = normalize(black_box(&t), None, &mut buf).unwrap();
+                let hint = if stage == "parse-nocrc" {
+                    Some(wmbus_frame::dll::FrameFormat::NoCrc)
+                } else {
+                    None
+                };
+                let m = normalize(black_box(&t), hint, &mut buf).unwrap();
                 let frame = Frame::parse(&buf[..m.len], m.format).unwrap();
-                if stage == "parse" {
+                if stage.starts_with("parse") {
                     black_box(&frame);
                     continue;
                 }
