@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, IoSlice, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -95,10 +95,40 @@ pub(crate) struct Args {
     pub no_progress: bool,
 }
 
-/// One input line to decode, with where it came from.
-struct Item {
-    source: Source,
-    line: Line,
+/// A worker's lines of a batch, as read: the text one line after another, each line's end in
+/// it and its number. Workers parse them (the reading thread only routes).
+#[derive(Default)]
+struct Share {
+    text: Vec<u8>,
+    lines: Vec<(usize, usize)>,
+}
+
+impl Share {
+    fn push(&mut self, text: &[u8], number: usize) {
+        self.text.extend_from_slice(text);
+        self.lines.push((self.text.len(), number));
+    }
+
+    /// The lines: (text, number).
+    fn iter(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        let mut start = 0;
+        self.lines.iter().map(move |&(end, number)| {
+            let text = self.text.get(start..end).unwrap_or(&[]);
+            start = end;
+            (text, number)
+        })
+    }
+}
+
+/// One line read: a telegram in one of the input formats, or why not.
+fn parse(text: &[u8]) -> Line {
+    match std::str::from_utf8(text) {
+        Ok(t) => parse_line(t),
+        Err(e) => Line::Invalid(format!(
+            "input: not UTF-8 text (byte {} of the line)",
+            e.valid_up_to() + 1
+        )),
+    }
 }
 
 /// Decodes one line and appends its rendering to `out`; false when it did not decode.
@@ -145,7 +175,7 @@ fn since(started: StdInstant) -> Instant {
 }
 
 /// Lines per batch handed to a worker.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 
 /// Output gathered before a write (sequential runs): the stdout buffer's capacity, so the
 /// chunk goes to the OS without another copy.
@@ -154,7 +184,12 @@ const OUTPUT_CHUNK: usize = 256 * 1024;
 /// Work for one worker: its share of a batch, in input order.
 struct Job {
     batch: u64,
-    items: Vec<Item>,
+    /// The file the lines are from (a batch never spans files).
+    file: Option<String>,
+    lines: Share,
+    /// A buffer for the renderings (recycled: allocating a fresh megabyte per job costs
+    /// page faults).
+    out: Vec<u8>,
 }
 
 /// A worker's output for its share of a batch: the renderings, one after another.
@@ -197,8 +232,12 @@ enum Mode {
         batch: u64,
         next_to_write: u64,
         route: Vec<usize>,
-        shares: Vec<Vec<Item>>,
+        shares: Vec<Share>,
+        /// The file of the lines being gathered.
+        file: Option<String>,
         pending: BTreeMap<u64, Pending>,
+        /// Rendering buffers back from the workers, for the next jobs.
+        spares: Vec<Vec<u8>>,
     },
 }
 
@@ -226,13 +265,19 @@ impl Run {
                 handles.push(thread::spawn(move || {
                     let started = StdInstant::now();
                     for job in rx {
-                        let mut out = Vec::with_capacity(job.items.len() * 4096);
-                        let mut ends = Vec::with_capacity(job.items.len());
+                        let mut out = job.out;
+                        out.clear();
+                        out.reserve(job.lines.lines.len() * 4096);
+                        let mut ends = Vec::with_capacity(job.lines.lines.len());
                         let mut failures = 0;
-                        for item in job.items {
+                        let mut source = Source {
+                            file: job.file,
+                            line: 0,
+                        };
+                        for (text, number) in job.lines.iter() {
+                            source.line = number;
                             let now = since(started);
-                            if !render(&mut decoder, now, item.line, &item.source, format, &mut out)
-                            {
+                            if !render(&mut decoder, now, parse(text), &source, format, &mut out) {
                                 failures += 1;
                             }
                             ends.push(out.len());
@@ -253,7 +298,8 @@ impl Run {
                 jobs.push(tx);
             }
             Mode::Parallel {
-                shares: (0..threads).map(|_| Vec::with_capacity(BATCH)).collect(),
+                shares: (0..threads).map(|_| Share::default()).collect(),
+                file: None,
                 jobs,
                 results,
                 handles,
@@ -261,6 +307,7 @@ impl Run {
                 next_to_write: 0,
                 route: Vec::with_capacity(BATCH),
                 pending: BTreeMap::new(),
+                spares: Vec::new(),
             }
         };
         Self {
@@ -273,19 +320,13 @@ impl Run {
     }
 
     fn line(&mut self, text: &[u8], source: &Source) -> Result<()> {
-        let line = match std::str::from_utf8(text) {
-            Ok(t) => parse_line(t),
-            Err(e) => Line::Invalid(format!(
-                "input: not UTF-8 text (byte {} of the line)",
-                e.valid_up_to() + 1
-            )),
-        };
         match &mut self.mode {
             Mode::Sequential {
                 decoder,
                 started,
                 buf,
             } => {
+                let line = parse(text);
                 if !render(decoder, since(*started), line, source, self.format, buf) {
                     self.failures += 1;
                 }
@@ -295,15 +336,23 @@ impl Run {
                     buf.clear();
                 }
             }
-            Mode::Parallel { route, shares, .. } => {
-                let item = Item {
-                    source: source.clone(),
-                    line,
-                };
-                let worker = worker_for(&item.line, item.source.line, shares.len());
+            Mode::Parallel {
+                route,
+                shares,
+                file,
+                ..
+            } => {
+                if *file != source.file && !route.is_empty() {
+                    self.dispatch()?;
+                    return self.line(text, source);
+                }
+                if *file != source.file {
+                    file.clone_from(&source.file);
+                }
+                let worker = worker_for(text, source.line, shares.len());
                 route.push(worker);
                 if let Some(share) = shares.get_mut(worker) {
-                    share.push(item);
+                    share.push(text, source.line);
                 }
                 if route.len() >= BATCH {
                     self.dispatch()?;
@@ -321,7 +370,9 @@ impl Run {
             batch,
             route,
             shares,
+            file,
             pending,
+            spares,
             ..
         } = &mut self.mode
         else {
@@ -332,11 +383,13 @@ impl Run {
         }
         let threads = jobs.len();
         for (worker, share) in shares.iter_mut().enumerate() {
-            let items = std::mem::replace(share, Vec::with_capacity(BATCH));
+            let lines = std::mem::take(share);
             if let Some(tx) = jobs.get(worker) {
                 tx.send(Job {
                     batch: *batch,
-                    items,
+                    file: file.clone(),
+                    lines,
+                    out: spares.pop().unwrap_or_default(),
                 })
                 .map_err(|_| anyhow::anyhow!("a decoding thread stopped"))?;
             }
@@ -362,6 +415,7 @@ impl Run {
                 batch,
                 next_to_write,
                 pending,
+                spares,
                 ..
             } = &mut self.mode
             else {
@@ -374,7 +428,10 @@ impl Run {
                 }
                 let p = entry.get_mut();
                 let done: Vec<Done> = p.done.iter_mut().filter_map(Option::take).collect();
+                // The lines in input order as (worker, range) runs, handed to the OS as they
+                // lie in the workers' buffers (one writev, no copy through this thread).
                 let mut cursors = vec![0usize; done.len()];
+                let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(p.route.len());
                 for &w in &p.route {
                     let (Some(d), Some(c)) = (done.get(w), cursors.get_mut(w)) else {
                         continue;
@@ -385,10 +442,20 @@ impl Run {
                         d.ends.get(*c - 1).copied().unwrap_or(0)
                     };
                     let end = d.ends.get(*c).copied().unwrap_or(start);
-                    self.out.write_all(d.out.get(start..end).unwrap_or(&[]))?;
                     *c += 1;
+                    match runs.last_mut() {
+                        Some((lw, _, le)) if *lw == w && *le == start => *le = end,
+                        _ => runs.push((w, start, end)),
+                    }
                 }
+                let mut slices: Vec<IoSlice<'_>> = runs
+                    .iter()
+                    .filter_map(|&(w, s, e)| done.get(w)?.out.get(s..e).map(IoSlice::new))
+                    .collect();
+                self.out.flush()?;
+                write_all_vectored(self.out.get_mut(), &mut slices)?;
                 self.failures += done.iter().map(|d| d.failures).sum::<usize>();
+                spares.extend(done.into_iter().map(|d| d.out));
                 entry.remove();
                 *next_to_write += 1;
             }
@@ -419,16 +486,22 @@ impl Run {
         Ok(())
     }
 
-    fn reader<R: io::Read>(&mut self, mut reader: BufReader<R>, file: &str) -> Result<()> {
+    /// Decodes every line of `reader`. `live`: a stream that may wait between lines (a
+    /// receiver on stdin), whose reports go out as soon as the input has nothing more ready.
+    fn reader<R: io::Read>(
+        &mut self,
+        mut reader: BufReader<R>,
+        file: &str,
+        live: bool,
+    ) -> Result<()> {
         let mut source = Source {
             file: Some(file.to_string()),
             line: 0,
         };
         let mut text = Vec::with_capacity(512);
         loop {
-            // About to read from the OS, which may wait (a live receiver on stdin): what is
-            // decoded goes out first. Files reach this once per 256 KiB.
-            if reader.buffer().is_empty() {
+            // About to read from the OS, which may wait: what is decoded goes out first.
+            if live && reader.buffer().is_empty() {
                 self.flush()?;
             }
             text.clear();
@@ -467,18 +540,54 @@ impl Run {
     }
 }
 
+/// True when stdin is a regular file (`< capture.txt`): nothing to wait for between lines.
+fn stdin_is_a_file() -> bool {
+    use std::os::fd::AsFd;
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| File::from(fd).metadata().ok())
+        .is_some_and(|m| m.is_file())
+}
+
+/// Writes every slice, in order, with as few system calls as the OS allows.
+fn write_all_vectored(w: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero));
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
 /// The worker for a line: by the sender's link address (M-field and A-field), so one meter's
-/// telegrams stay in order in one decoder; other lines by their number.
-fn worker_for(line: &Line, number: usize, threads: usize) -> usize {
-    let key = match line {
-        Line::Telegram { bytes, .. } => bytes.get(2..8).map_or(number as u64, |a| {
+/// telegrams stay in order in one decoder; other lines by their number. A plain hex line's
+/// address is read off its text; other formats are parsed for it.
+fn worker_for(text: &[u8], number: usize, threads: usize) -> usize {
+    let address = |bytes: &[u8]| {
+        bytes.get(2..8).map(|a| {
             a.iter().fold(0u64, |h, &b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
             })
-        }),
-        _ => number as u64,
+        })
     };
-    (key % threads.max(1) as u64) as usize
+    let t = text.trim_ascii_start();
+    let t = t
+        .strip_prefix(b"0x")
+        .or_else(|| t.strip_prefix(b"0X"))
+        .unwrap_or(t);
+    let mut head = [0u8; 8];
+    let key = match t.get(..16) {
+        Some(digits) if faster_hex::hex_decode(digits, &mut head).is_ok() => address(&head),
+        _ => match parse(text) {
+            Line::Telegram { bytes, .. } => address(&bytes),
+            _ => None,
+        },
+    };
+    (key.unwrap_or(number as u64) % threads.max(1) as u64) as usize
 }
 
 fn keys(args: &Args) -> Result<MemoryKeyStore> {
@@ -589,17 +698,26 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     }
     for path in &args.inputs {
         if path.as_os_str() == "-" {
-            run.reader(BufReader::with_capacity(256 * 1024, io::stdin()), "-")?;
+            run.reader(
+                BufReader::with_capacity(256 * 1024, io::stdin()),
+                "-",
+                !stdin_is_a_file(),
+            )?;
         } else {
             let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
             run.reader(
                 BufReader::with_capacity(256 * 1024, f),
                 &path.display().to_string(),
+                false,
             )?;
         }
     }
     if args.telegrams.is_empty() && args.inputs.is_empty() {
-        run.reader(BufReader::with_capacity(256 * 1024, io::stdin()), "-")?;
+        run.reader(
+            BufReader::with_capacity(256 * 1024, io::stdin()),
+            "-",
+            !stdin_is_a_file(),
+        )?;
     }
     let (failures, decoders) = run.finish()?;
     if let Some(path) = &args.format_cache {
