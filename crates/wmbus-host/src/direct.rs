@@ -2,13 +2,14 @@
 //! building a [`crate::Report`]: the hot path of `wmbus decode --format json`
 //! (docs/PERFORMANCE.md).
 //!
-//! Common means: a wireless frame read exactly (no trailing bytes), without ELL or AFL; a
-//! transport layer whose configuration field has the general layout (no mode 7, 9, 10 or 13
-//! fields); opened with status "ok" and nothing to remark; a record list whose records carry
-//! numbers, dates, times, digits or manufacturer codes, with no VIFE other than a scale and no
-//! plain-text unit, manufacturer data or readout request. Anything else returns `None` and the
-//! caller goes through the report. For every telegram of the test data the line equals
-//! [`crate::json::write_report`] of its report byte for byte (`tests/direct_json.rs`).
+//! Common means: a wireless frame read exactly (no trailing bytes), with or without an ELL
+//! (its encryption included), without AFL; a transport layer whose configuration field has the
+//! general layout (no mode 7, 9, 10 or 13 fields); opened with status "ok" and nothing to
+//! remark; a record list whose records carry numbers, dates, times, digits or manufacturer
+//! codes (no plain-text units, variable lengths or compact profiles), manufacturer data after
+//! them allowed. Anything else returns `None` and the caller goes through the report. For
+//! every telegram of the test data the line equals [`crate::json::write_report`] of its
+//! report byte for byte (`tests/direct_json.rs`).
 
 use core::ops::Range;
 use wmbus_frame::apl::value::{Date, Time, Value, le_unsigned};
@@ -18,6 +19,7 @@ use wmbus_frame::apl::vib::{Coding, Description, Modifier, VifTable};
 use wmbus_frame::apl::{Item, Record, Records};
 use wmbus_frame::codepoints::{ApplicationContent, Ident, ManufacturerCode, TplHeaderKind};
 use wmbus_frame::dll::Normalized;
+use wmbus_frame::ell::EllRepr;
 use wmbus_frame::frame::{Frame, Link};
 use wmbus_frame::tpl::ModeFields;
 use wmbus_security::receiver::Opened;
@@ -210,7 +212,6 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     };
     let d = &o.details;
     if l.normalized.trailing != 0
-        || frame.repr.ell.is_some()
         || frame.repr.transport.afl.is_some()
         || o.afl.is_some()
         || !o.result.is_released()
@@ -317,6 +318,9 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     c.put(k!("frame_format"))?;
     c.name(l.normalized.format.name())?;
     c.byte(b'}')?;
+    if let Some(e) = &frame.repr.ell {
+        ell(c, e)?;
+    }
     // The transport layer.
     let security_mode = t.security_mode().0;
     c.put(k!("tpl"))?;
@@ -396,6 +400,16 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     c.name(o.result.name())?;
     c.put(k!("direction"))?;
     c.name(o.direction.name())?;
+    if let Some(e) = &frame.repr.ell
+        && e.is_encrypted()
+    {
+        c.put(k!("ell"))?;
+        c.name(if d.ell_decrypted {
+            "decrypted"
+        } else {
+            o.result.name()
+        })?;
+    }
     c.opt_uint(k!("key_id"), d.key_id)?;
     c.opt_uint(k!("key_version"), d.key_version)?;
     c.opt_uint(k!("kdf"), d.kdf_selection)?;
@@ -463,6 +477,9 @@ struct Layout {
     text: Vec<u8>,
     /// The text after the last value.
     tail: Range<usize>,
+    /// Where manufacturer data starts (after DIF 0Fh or 1Fh), and whether more records follow
+    /// (1Fh).
+    manufacturer_data: Option<(usize, bool)>,
     /// The format signature of the headers.
     signature: Option<u16>,
 }
@@ -498,6 +515,55 @@ struct Slot {
     before: Range<usize>,
 }
 
+/// The ELL (EN 13757-4 §13.2), as the report's `EllReport` gives it.
+fn ell(c: &mut Cursor<'_>, e: &EllRepr) -> Option<()> {
+    let cc = e.communication_control;
+    c.put(k!("ell"))?;
+    c.put(b"{\"ci\":\"")?;
+    c.hex(&[e.ci().0])?;
+    c.put(b"\",\"communication_control\":\"")?;
+    c.hex(&[cc.0])?;
+    c.put(b"\",\"communication_control_bits\":[")?;
+    let bits = [
+        (cc.bidirectional(), "bidirectional"),
+        (cc.response_delay(), "response_delay"),
+        (cc.synchronized(), "synchronized"),
+        (cc.hop_count(), "hop_count"),
+        (cc.priority(), "priority"),
+        (cc.accessibility(), "accessibility"),
+        (cc.repeated_access(), "repeated_access"),
+        (cc.extended(), "extended"),
+    ];
+    let mut any = false;
+    for (_, name) in bits.iter().filter(|(on, _)| *on) {
+        if any {
+            c.byte(b',')?;
+        }
+        any = true;
+        c.name(name)?;
+    }
+    c.byte(b']')?;
+    c.put(k!("access_number"))?;
+    c.uint(u64::from(e.access_number))?;
+    if let Some(a) = &e.address {
+        c.put(k!("address"))?;
+        c.byte(b'{')?;
+        c.address(a)?;
+        c.byte(b'}')?;
+    }
+    if let Some(sn) = e.session_number {
+        c.put(k!("session_number"))?;
+        c.put(b"{\"encryption\":")?;
+        c.uint(u64::from(sn.encryption()))?;
+        c.put(k!("time"))?;
+        c.uint(u64::from(sn.time()))?;
+        c.put(k!("session"))?;
+        c.uint(u64::from(sn.session()))?;
+        c.byte(b'}')?;
+    }
+    c.byte(b'}')
+}
+
 /// The record list; `None` when some record is not common. Returns the format signature.
 fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Option<Option<u16>> {
     if let Some(layout) = layouts.find(application) {
@@ -512,6 +578,9 @@ fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Opt
             )?;
         }
         c.put(layout.text.get(layout.tail.clone())?)?;
+        if let Some((start, more_follow)) = layout.manufacturer_data {
+            manufacturer_data(c, application.get(start..)?, more_follow)?;
+        }
         return Some(layout.signature);
     }
     let mut layout = Layout {
@@ -520,6 +589,7 @@ fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Opt
         slots: Vec::with_capacity(16),
         text: Vec::with_capacity(2048),
         tail: 0..0,
+        manufacturer_data: None,
         signature: None,
     };
     let mut digest = wmbus_frame::crc::EN_13757.digest();
@@ -528,8 +598,21 @@ fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Opt
     let mut since = c.len;
     c.byte(b'[')?;
     for item in Records::new(application, 0) {
-        let Ok(Item::Record(r)) = item else {
-            return None;
+        let r = match item {
+            Ok(Item::Record(r)) => r,
+            // DIF 0Fh/1Fh: the rest is the manufacturer's, data like the records'.
+            Ok(Item::ManufacturerData {
+                offset,
+                more_follow,
+                ..
+            }) => {
+                let data = offset + 1..application.len();
+                layout.pattern.get_mut(data.clone())?.fill(0);
+                layout.mask.get_mut(data)?.fill(0);
+                layout.manufacturer_data = Some((offset + 1, more_follow));
+                break;
+            }
+            _ => return None,
         };
         let data_start = r.offset + r.header_len();
         digest.update(application.get(r.offset..data_start)?);
@@ -558,9 +641,24 @@ fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Opt
     layout.tail = layout.text.len()..layout.text.len() + (c.len - since);
     layout.text.extend_from_slice(c.buf.get(since..c.len)?);
     layout.signature = any.then(|| digest.finalize());
+    if let Some((start, more_follow)) = layout.manufacturer_data {
+        manufacturer_data(c, application.get(start..)?, more_follow)?;
+    }
     let signature = layout.signature;
     layouts.learn(layout);
     Some(signature)
+}
+
+/// Manufacturer data after the record list, as the report gives it.
+fn manufacturer_data(c: &mut Cursor<'_>, data: &[u8], more_follow: bool) -> Option<()> {
+    c.put(k!("manufacturer_data"))?;
+    c.byte(b'"')?;
+    c.hex(data)?;
+    c.byte(b'"')?;
+    if more_follow {
+        c.put(b",\"more_records_follow\":true")?;
+    }
+    Some(())
 }
 
 /// A record up to its value (as [`crate::records::record_report`] and the JSON writer give
