@@ -163,9 +163,11 @@ fn link_report(link: &Link, format: FrameFormat) -> LinkReport {
     }
 }
 
-fn ell_report(e: &EllRepr) -> EllReport {
-    let cc = e.communication_control;
-    let bits = [
+/// The names of the CC bits set (EN 13757-4 §13.2.2), in bit order from the highest.
+pub(crate) fn communication_control_bits(
+    cc: wmbus_frame::ell::CommunicationControl,
+) -> impl Iterator<Item = &'static str> {
+    [
         (cc.bidirectional(), "bidirectional"),
         (cc.response_delay(), "response_delay"),
         (cc.synchronized(), "synchronized"),
@@ -174,11 +176,17 @@ fn ell_report(e: &EllRepr) -> EllReport {
         (cc.accessibility(), "accessibility"),
         (cc.repeated_access(), "repeated_access"),
         (cc.extended(), "extended"),
-    ];
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+}
+
+fn ell_report(e: &EllRepr) -> EllReport {
+    let cc = e.communication_control;
     EllReport {
         ci: format!("{:02X}", e.ci().0),
         communication_control: hex_byte(cc.0),
-        communication_control_bits: bits.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect(),
+        communication_control_bits: communication_control_bits(cc).collect(),
         access_number: e.access_number,
         address: e.address.as_ref().map(address),
         session_number: e.session_number.map(|s| SessionReport {

@@ -524,18 +524,8 @@ fn ell(c: &mut Cursor<'_>, e: &EllRepr) -> Option<()> {
     c.put(b"\",\"communication_control\":\"")?;
     c.hex(&[cc.0])?;
     c.put(b"\",\"communication_control_bits\":[")?;
-    let bits = [
-        (cc.bidirectional(), "bidirectional"),
-        (cc.response_delay(), "response_delay"),
-        (cc.synchronized(), "synchronized"),
-        (cc.hop_count(), "hop_count"),
-        (cc.priority(), "priority"),
-        (cc.accessibility(), "accessibility"),
-        (cc.repeated_access(), "repeated_access"),
-        (cc.extended(), "extended"),
-    ];
     let mut any = false;
-    for (_, name) in bits.iter().filter(|(on, _)| *on) {
+    for name in crate::decoder::communication_control_bits(cc) {
         if any {
             c.byte(b',')?;
         }
