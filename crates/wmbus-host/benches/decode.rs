@@ -163,6 +163,26 @@ fn benches(c: &mut Criterion) {
             out.len()
         });
     });
+    // What `wmbus decode --format json` does per line: the direct line, layout learned.
+    let source = wmbus_host::report::Source {
+        file: Some("capture.txt".into()),
+        line: 1,
+    };
+    let reception = wmbus_host::report::Reception::default();
+    g.bench_function("decode_json_mode5", |b| {
+        b.iter(|| {
+            out.clear();
+            let w = d.decode_json(
+                Instant::default(),
+                black_box(&m5),
+                Some(&source),
+                &reception,
+                &mut out,
+            );
+            assert!(w.direct);
+            out.len()
+        });
+    });
     g.finish();
 }
 
