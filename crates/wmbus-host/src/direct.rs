@@ -3,13 +3,13 @@
 //! (docs/PERFORMANCE.md).
 //!
 //! Common means: a wireless frame read exactly (no trailing bytes), with or without an ELL
-//! (its encryption included), without AFL; a transport layer whose configuration field has the
-//! general layout (no mode 7, 9, 10 or 13 fields); opened with status "ok" and nothing to
-//! remark; a record list whose records carry numbers, dates, times, digits or manufacturer
-//! codes (no plain-text units, variable lengths or compact profiles), manufacturer data after
-//! them allowed. Anything else returns `None` and the caller goes through the report. For
-//! every telegram of the test data the line equals [`crate::json::write_report`] of its
-//! report byte for byte (`tests/direct_json.rs`).
+//! (its encryption included) and an unfragmented AFL; a transport layer in modes 0 to 7 (no
+//! mode 9, 10 or 13 fields); opened with status "ok" and nothing to remark; a record list
+//! whose records carry numbers, dates, times, digits or manufacturer codes (no plain-text
+//! units, variable lengths or compact profiles), manufacturer data after them allowed.
+//! Anything else returns `None` and the caller goes through the report. For every telegram
+//! of the test data the line equals [`crate::json::write_report`] of its report byte for byte
+//! (`tests/direct_json.rs`).
 
 use core::ops::Range;
 use wmbus_frame::apl::value::{Date, Time, Value, le_unsigned};
@@ -22,6 +22,7 @@ use wmbus_frame::dll::Normalized;
 use wmbus_frame::ell::EllRepr;
 use wmbus_frame::frame::{Frame, Link};
 use wmbus_frame::tpl::ModeFields;
+use wmbus_security::reassembly::AflAuth;
 use wmbus_security::receiver::Opened;
 
 use crate::records::HEX_UPPER;
@@ -174,6 +175,13 @@ impl Cursor<'_> {
         self.uint(u64::from(m.address.device_type.0))
     }
 
+    fn uint_or_null(&mut self, v: Option<impl Into<u64>>) -> Option<()> {
+        match v {
+            Some(v) => self.uint(v.into()),
+            None => self.put(b"null"),
+        }
+    }
+
     fn opt_uint(&mut self, key: &[u8], v: Option<impl Into<u64>>) -> Option<()> {
         match v {
             Some(v) => {
@@ -212,11 +220,8 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     };
     let d = &o.details;
     if l.normalized.trailing != 0
-        || frame.repr.transport.afl.is_some()
-        || o.afl.is_some()
         || !o.result.is_released()
         || d.note.is_some()
-        || d.mac_received.is_some()
         || d.fragments.is_some()
     {
         return None;
@@ -224,7 +229,7 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     let t = o.tpl.or(frame.repr.transport.tpl)?;
     if t.ci.content() != Some(ApplicationContent::Records)
         || t.header
-            .is_some_and(|h| !matches!(h.mode_fields, ModeFields::None))
+            .is_some_and(|h| !matches!(h.mode_fields, ModeFields::None | ModeFields::Mode7 { .. }))
     {
         return None;
     }
@@ -321,6 +326,13 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     if let Some(e) = &frame.repr.ell {
         ell(c, e)?;
     }
+    let fragment_control = frame.repr.transport.afl.map(|a| a.fragment_control());
+    if let Some(a) = o
+        .afl
+        .or_else(|| frame.repr.transport.afl.map(|a| AflAuth::from_repr(&a)))
+    {
+        afl(c, &a, fragment_control)?;
+    }
     // The transport layer.
     let security_mode = t.security_mode().0;
     c.put(k!("tpl"))?;
@@ -363,24 +375,63 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
         c.hex(&cf.0.to_le_bytes())?;
         c.byte(b'"')?;
         c.put(k!("config"))?;
-        c.put(b"{\"accessibility\":")?;
-        c.bool(cf.accessibility())?;
-        c.put(k!("bidirectional"))?;
-        c.bool(cf.bidirectional())?;
-        c.put(k!("content"))?;
-        c.uint(u64::from(cf.content_low()))?;
-        c.put(k!("encrypted_blocks"))?;
-        c.uint(u64::from(cf.encrypted_blocks()))?;
-        c.put(k!("hop_count"))?;
-        c.bool(cf.hop_count())?;
-        c.put(k!("repeated_access"))?;
-        c.bool(cf.repeated_access())?;
-        c.put(k!("synchronous"))?;
-        c.bool(cf.synchronous())?;
-        c.byte(b'}')?;
-        if matches!(cf.mode().0, 2 | 3 | 5) {
-            c.put(k!("encrypted_blocks"))?;
-            c.uint(u64::from(cf.encrypted_blocks()))?;
+        match h.mode_fields {
+            ModeFields::Mode7 {
+                extension,
+                key_version,
+                message_counter,
+            } => {
+                // The report's ConfigReport::Mode7, keys in alphabetical order.
+                c.put(b"{\"content\":")?;
+                c.uint(u64::from(cf.content_high()))?;
+                c.put(k!("content_index"))?;
+                c.uint(u64::from(cf.content_index()))?;
+                c.put(k!("counter_in_tpl"))?;
+                c.bool(cf.bit13())?;
+                c.put(k!("encrypted_blocks"))?;
+                c.uint(u64::from(cf.encrypted_blocks()))?;
+                c.put(k!("kdf_selection"))?;
+                c.uint(u64::from(extension.kdf_selection()))?;
+                c.put(k!("key_id"))?;
+                c.uint(u64::from(extension.key_id()))?;
+                c.put(k!("key_version"))?;
+                c.uint_or_null(key_version)?;
+                c.put(k!("message_counter"))?;
+                c.uint_or_null(message_counter)?;
+                c.put(k!("padding"))?;
+                c.bool(cf.padding())?;
+                c.byte(b'}')?;
+                c.put(k!("configuration_extension"))?;
+                c.byte(b'"')?;
+                // One byte in mode 7 (`{:02X}` in the report).
+                c.hex(&[u8::try_from(extension.0).ok()?])?;
+                c.byte(b'"')?;
+                c.put(k!("encrypted_blocks"))?;
+                c.uint(u64::from(cf.encrypted_blocks()))?;
+                c.opt_uint(k!("key_version"), key_version)?;
+                c.opt_uint(k!("message_counter"), message_counter)?;
+            }
+            _ => {
+                c.put(b"{\"accessibility\":")?;
+                c.bool(cf.accessibility())?;
+                c.put(k!("bidirectional"))?;
+                c.bool(cf.bidirectional())?;
+                c.put(k!("content"))?;
+                c.uint(u64::from(cf.content_low()))?;
+                c.put(k!("encrypted_blocks"))?;
+                c.uint(u64::from(cf.encrypted_blocks()))?;
+                c.put(k!("hop_count"))?;
+                c.bool(cf.hop_count())?;
+                c.put(k!("repeated_access"))?;
+                c.bool(cf.repeated_access())?;
+                c.put(k!("synchronous"))?;
+                c.bool(cf.synchronous())?;
+                c.byte(b'}')?;
+                if matches!(cf.mode().0, 2 | 3 | 5) {
+                    c.put(k!("encrypted_blocks"))?;
+                    c.uint(u64::from(cf.encrypted_blocks()))?;
+                }
+            }
         }
         if let Some(m) = h.meter {
             c.put(k!("meter"))?;
@@ -416,6 +467,12 @@ fn line(c: &mut Cursor<'_>, layouts: &mut Layouts, l: &Line<'_>) -> Option<Optio
     c.opt_uint(k!("counter"), d.counter)?;
     c.put(k!("key_configured"))?;
     c.bool(l.key_configured)?;
+    if let Some(mac) = d.mac_received {
+        c.put(k!("mac_received"))?;
+        c.byte(b'"')?;
+        c.hex(mac.as_slice())?;
+        c.byte(b'"')?;
+    }
     c.byte(b'}')?;
     c.put(k!("payload_hex"))?;
     c.byte(b'"')?;
@@ -513,6 +570,45 @@ struct Slot {
     exponent: i8,
     /// The text since the previous value (or the list's start).
     before: Range<usize>,
+}
+
+/// The AFL (EN 13757-7 §6), as the report's `AflReport` gives it.
+fn afl(c: &mut Cursor<'_>, a: &AflAuth, fragment_control: Option<u16>) -> Option<()> {
+    c.put(k!("afl"))?;
+    c.put(b"{\"fragment_control\":\"")?;
+    if let Some(f) = fragment_control {
+        c.hex(&f.to_be_bytes())?;
+    }
+    c.byte(b'"')?;
+    c.put(k!("fragment_id"))?;
+    c.uint(u64::from(a.fragment_id))?;
+    c.put(k!("more_fragments"))?;
+    c.bool(a.more_fragments)?;
+    if let Some(m) = a.message_control {
+        c.put(k!("message_control"))?;
+        c.byte(b'"')?;
+        c.hex(&[m.0])?;
+        c.byte(b'"')?;
+        c.put(k!("authentication_type"))?;
+        c.uint(u64::from(m.authentication_type().0))?;
+        c.put(k!("authentication"))?;
+        c.string(m.authentication_type().name())?;
+    }
+    if let Some(k) = a.key_information {
+        c.put(k!("key_information"))?;
+        c.byte(b'"')?;
+        c.hex(&k.0.to_be_bytes())?;
+        c.byte(b'"')?;
+    }
+    c.opt_uint(k!("message_counter"), a.message_counter)?;
+    c.opt_uint(k!("message_length"), a.message_length)?;
+    if let Some(mac) = a.mac() {
+        c.put(k!("mac"))?;
+        c.byte(b'"')?;
+        c.hex(mac)?;
+        c.byte(b'"')?;
+    }
+    c.byte(b'}')
 }
 
 /// The ELL (EN 13757-4 §13.2), as the report's `EllReport` gives it.
