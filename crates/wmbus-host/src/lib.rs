@@ -10,6 +10,7 @@
 pub mod decoder;
 pub mod direct;
 pub mod encode;
+pub mod fuzzing;
 pub mod input;
 pub mod json;
 pub mod keyfile;

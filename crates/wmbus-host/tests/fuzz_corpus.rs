@@ -20,6 +20,7 @@ fn run(target: &str, data: &[u8]) {
         "sitp_blocks" => wmbus_frame::fuzzing::sitp(data),
         "dongle_hosts" => wmbus_dongle::fuzzing::hosts(data),
         "image_messages" => wmbus_frame::fuzzing::image(data),
+        "decode_json" => wmbus_host::fuzzing::decode_json(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -43,6 +44,7 @@ fn corpora() {
         "sitp_blocks",
         "dongle_hosts",
         "image_messages",
+        "decode_json",
     ] {
         let dir = root.join(target);
         let list = files(&dir);
@@ -63,6 +65,22 @@ fn regressions() {
             continue;
         }
         let target = name.split('-').next().unwrap();
-        run(target, &std::fs::read(&f).unwrap());
+        let data = std::fs::read(&f).unwrap();
+        run(target, &data);
+        // Same input format: the direct JSON line is checked on them too.
+        if target == "security_open" {
+            run("decode_json", &data);
+        }
+    }
+}
+
+/// The `security_open` corpus (length-prefixed frames against the fuzzing key store) through
+/// the `decode_json` target as well: the direct line equals the report's on every input.
+#[test]
+fn security_corpus_through_decode_json() {
+    let list = files(&wmbus_testkit::testdata().join("../fuzz/corpus/security_open"));
+    assert!(list.len() > 100, "{}", list.len());
+    for f in list {
+        run("decode_json", &std::fs::read(&f).unwrap());
     }
 }

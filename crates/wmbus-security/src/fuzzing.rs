@@ -12,6 +12,18 @@ use crate::time::Instant;
 
 /// A receiver with keys for the identification numbers the test vectors use.
 pub fn receiver() -> Receiver<MemoryKeyStore> {
+    Receiver::new(
+        keys(),
+        ReceiverOptions {
+            diagnostics: true,
+            allow_des: true,
+            ..ReceiverOptions::default()
+        },
+    )
+}
+
+/// Keys for the identification numbers the test vectors and the benchmark telegram use.
+pub fn keys() -> MemoryKeyStore {
     let mut keys = MemoryKeyStore::new();
     for (id, key) in [
         (
@@ -35,17 +47,17 @@ pub fn receiver() -> Receiver<MemoryKeyStore> {
                 0xA1, 0x4C,
             ],
         ),
+        (
+            0x2025_1128,
+            [
+                0x0F, 0x1E, 0x2D, 0x3C, 0x4B, 0x5A, 0x69, 0x78, 0x87, 0x96, 0xA5, 0xB4, 0xC3, 0xD2,
+                0xE1, 0xF0,
+            ],
+        ),
     ] {
         keys.insert(None, Ident(id), None, Key::new(key));
     }
-    Receiver::new(
-        keys,
-        ReceiverOptions {
-            diagnostics: true,
-            allow_des: true,
-            ..ReceiverOptions::default()
-        },
-    )
+    keys
 }
 
 /// Opens arbitrary bytes, split into frames by a leading length byte, against a fixed key
