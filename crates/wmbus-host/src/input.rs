@@ -107,12 +107,35 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 
 /// The usual text: hex digits only, an even number of them (SIMD, `faster-hex`).
 fn hex_digits_only(t: &str) -> Option<Vec<u8>> {
+    hex_bytes_only(t.as_bytes())
+}
+
+fn hex_bytes_only(t: &[u8]) -> Option<Vec<u8>> {
     if t.is_empty() || !t.len().is_multiple_of(2) {
         return None;
     }
     let mut out = vec![0u8; t.len() / 2];
-    faster_hex::hex_decode(t.as_bytes(), &mut out).ok()?;
+    faster_hex::hex_decode(t, &mut out).ok()?;
     Some(out)
+}
+
+/// Recognises one line as read from a file: [`parse_line`] of its text, with the usual
+/// line (hex digits only, ASCII) taken without the UTF-8 check first.
+pub fn parse_line_bytes(line: &[u8]) -> Line {
+    if let Some(bytes) = hex_bytes_only(line.trim_ascii()) {
+        return Line::Telegram {
+            bytes,
+            reception: Reception::default(),
+            kind: LineKind::Hex,
+        };
+    }
+    match core::str::from_utf8(line) {
+        Ok(t) => parse_line(t),
+        Err(e) => Line::Invalid(format!(
+            "input: not UTF-8 text (byte {} of the line)",
+            e.valid_up_to() + 1
+        )),
+    }
 }
 
 fn rtl_wmbus(line: &str) -> Line {
@@ -227,6 +250,36 @@ pub fn parse_line(line: &str) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines as read give what their text gives, the usual hex line taken early included.
+    #[test]
+    fn bytes_read_as_their_text() {
+        for line in [
+            "2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3",
+            "  2e44931578563412\t",
+            "\u{a0}2E44931578563412\u{a0}",
+            "0x2E44 9315:78",
+            "2E4493157",
+            "",
+            "   ",
+            "# 2E44931578563412",
+            "// comment",
+            "T1;1;1;2026-11-28 00:00:00.000;97;148;33225544;0x1844ae4c4455223368077a55000000041389e20100023b0000",
+            "{\"data\":\"2E44931578563412\"}",
+            "telegram=|2E44931578563412|",
+            "zz",
+        ] {
+            assert_eq!(
+                parse_line_bytes(line.as_bytes()),
+                parse_line(line),
+                "{line:?}"
+            );
+        }
+        assert!(matches!(
+            parse_line_bytes(b"2E44\xFF93"),
+            Line::Invalid(e) if e.contains("byte 5")
+        ));
+    }
 
     #[test]
     fn formats() {

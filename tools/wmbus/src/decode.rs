@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use wmbus_frame::dll::FrameFormat;
 use wmbus_host::decoder::{DecodeOptions, Decoder};
-use wmbus_host::input::{Line, parse_line};
+use wmbus_host::input::{Line, parse_line_bytes};
 use wmbus_host::keyfile;
 use wmbus_host::render::{self, Format};
 use wmbus_host::report::Source;
@@ -122,13 +122,7 @@ impl Share {
 
 /// One line read: a telegram in one of the input formats, or why not.
 fn parse(text: &[u8]) -> Line {
-    match std::str::from_utf8(text) {
-        Ok(t) => parse_line(t),
-        Err(e) => Line::Invalid(format!(
-            "input: not UTF-8 text (byte {} of the line)",
-            e.valid_up_to() + 1
-        )),
-    }
+    parse_line_bytes(text)
 }
 
 /// Decodes one line and appends its rendering to `out`; false when it did not decode.
