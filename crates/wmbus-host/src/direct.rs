@@ -25,7 +25,6 @@ use wmbus_frame::tpl::ModeFields;
 use wmbus_security::reassembly::AflAuth;
 use wmbus_security::receiver::Opened;
 
-use crate::records::HEX_UPPER;
 use crate::report::{Reception, Source};
 
 /// One decoded telegram and what its line carries besides.
@@ -106,18 +105,13 @@ impl Cursor<'_> {
 
     /// As `serde_json` writes an `f64` (`null` when not finite).
     fn float(&mut self, v: f64) -> Option<()> {
-        let mut scratch = Vec::with_capacity(32);
-        crate::json::float(&mut scratch, v);
-        self.put(&scratch)
+        crate::json::float(self, v).ok()
     }
 
     /// Upper-case hex.
     fn hex(&mut self, b: &[u8]) -> Option<()> {
         let end = self.len.checked_add(b.len().checked_mul(2)?)?;
-        let dst = self.buf.get_mut(self.len..end)?;
-        for (pair, &x) in dst.chunks_exact_mut(2).zip(b) {
-            pair.copy_from_slice(HEX_UPPER.get(usize::from(x))?);
-        }
+        crate::records::hex_into(self.buf.get_mut(self.len..end)?, b);
         self.len = end;
         Some(())
     }
@@ -190,6 +184,19 @@ impl Cursor<'_> {
             }
             None => Some(()),
         }
+    }
+}
+
+/// Writes past the end of the buffer fail (the line is then not common).
+impl std::io::Write for Cursor<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.put(buf)
+            .map(|()| buf.len())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::WriteZero))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -711,7 +718,7 @@ fn records(c: &mut Cursor<'_>, application: &[u8], layouts: &mut Layouts) -> Opt
         layout.text.extend_from_slice(c.buf.get(since..c.len)?);
         value(c, r.value(), desc.exponent, r.data.is_empty())?;
         since = c.len;
-        record_tail(c, &r)?;
+        record_tail(c, &r, &desc)?;
         let data = data_start..data_start + r.data.len();
         layout.pattern.get_mut(data.clone())?.fill(0);
         layout.mask.get_mut(data.clone())?.fill(0);
@@ -824,8 +831,8 @@ fn value(c: &mut Cursor<'_>, v: Value<'_>, exponent: i8, no_data: bool) -> Optio
 }
 
 /// A record after its value.
-fn record_tail(c: &mut Cursor<'_>, r: &Record<'_>) -> Option<()> {
-    match r.describe().unit {
+fn record_tail(c: &mut Cursor<'_>, r: &Record<'_>, desc: &Description) -> Option<()> {
+    match desc.unit {
         Some(u) => {
             c.put(k!("unit"))?;
             c.name(u)?;

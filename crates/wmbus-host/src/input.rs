@@ -72,7 +72,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .strip_prefix("0x")
         .or_else(|| t.strip_prefix("0X"))
         .unwrap_or(t);
-    if let Some(bytes) = hex_digits_only(t) {
+    if let Some(bytes) = hex_bytes_only(t.as_bytes()) {
         return Ok(bytes);
     }
     let mut out = Vec::with_capacity(t.len() / 2);
@@ -106,10 +106,6 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The usual text: hex digits only, an even number of them (SIMD, `faster-hex`).
-fn hex_digits_only(t: &str) -> Option<Vec<u8>> {
-    hex_bytes_only(t.as_bytes())
-}
-
 fn hex_bytes_only(t: &[u8]) -> Option<Vec<u8>> {
     if t.is_empty() || !t.len().is_multiple_of(2) {
         return None;
@@ -225,9 +221,7 @@ pub fn parse_line(line: &str) -> Line {
         };
     }
     // A plain hex line (the usual capture) is recognised without the separator scan.
-    if t.len().is_multiple_of(2)
-        && let Some(bytes) = hex_digits_only(t)
-    {
+    if let Some(bytes) = hex_bytes_only(t.as_bytes()) {
         return Line::Telegram {
             bytes,
             reception: Reception::default(),

@@ -229,7 +229,9 @@ fn record(out: &mut Vec<u8>, r: &RecordReport) {
     x.key(k!("value"));
     match &r.value {
         JsonValue::Integer(i) => integer(x.out, *i),
-        JsonValue::Number(f) => float(x.out, *f),
+        JsonValue::Number(f) => {
+            float(x.out, *f).ok(); // a Vec takes every write
+        }
         JsonValue::Text(s) => string(x.out, s),
         JsonValue::Null => x.out.extend_from_slice(b"null"),
     }
@@ -351,7 +353,7 @@ impl<'o> Obj<'o> {
 
     fn float(&mut self, key: &'static str, v: f64) {
         self.key(key);
-        float(self.out, v);
+        float(self.out, v).ok(); // a Vec takes every write
     }
 
     fn bool(&mut self, key: &'static str, v: bool) {
@@ -373,10 +375,13 @@ fn integer(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// As `serde_json` writes an `f64`: shortest round-trip form, `null` when not finite.
-pub(crate) fn float(out: &mut Vec<u8>, v: f64) {
-    if !v.is_finite() || CompactFormatter.write_f64(out, v).is_err() {
-        out.extend_from_slice(b"null");
+/// As `serde_json` writes an `f64`: shortest round-trip form, `null` when not finite. Fails
+/// only when `out` does (never for a `Vec`).
+pub(crate) fn float(out: &mut impl std::io::Write, v: f64) -> std::io::Result<()> {
+    if v.is_finite() {
+        CompactFormatter.write_f64(out, v)
+    } else {
+        out.write_all(b"null")
     }
 }
 

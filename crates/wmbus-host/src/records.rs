@@ -10,7 +10,7 @@ use wmbus_frame::apl::{Item, Record, Records};
 use crate::report::{CompactString, JsonValue, RecordReport};
 
 /// Hex digit pairs of every byte value, upper case.
-pub(crate) const HEX_UPPER: [[u8; 2]; 256] = {
+const HEX_UPPER: [[u8; 2]; 256] = {
     let digits = b"0123456789ABCDEF";
     let mut t = [[0u8; 2]; 256];
     let mut i = 0;
@@ -25,7 +25,8 @@ pub(crate) const HEX_UPPER: [[u8; 2]; 256] = {
     t
 };
 
-fn hex_into(out: &mut [u8], b: &[u8]) {
+/// Upper-case hex of `b` into `out` (two characters per byte, as far as `out` reaches).
+pub(crate) fn hex_into(out: &mut [u8], b: &[u8]) {
     for (pair, &x) in out.chunks_exact_mut(2).zip(b) {
         pair.copy_from_slice(HEX_UPPER.get(usize::from(x)).unwrap_or(b"00"));
     }

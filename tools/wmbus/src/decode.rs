@@ -120,11 +120,6 @@ impl Share {
     }
 }
 
-/// One line read: a telegram in one of the input formats, or why not.
-fn parse(text: &[u8]) -> Line {
-    parse_line_bytes(text)
-}
-
 /// Decodes one line and appends its rendering to `out`; false when it did not decode.
 fn render(
     decoder: &mut Decoder,
@@ -271,7 +266,14 @@ impl Run {
                         for (text, number) in job.lines.iter() {
                             source.line = number;
                             let now = since(started);
-                            if !render(&mut decoder, now, parse(text), &source, format, &mut out) {
+                            if !render(
+                                &mut decoder,
+                                now,
+                                parse_line_bytes(text),
+                                &source,
+                                format,
+                                &mut out,
+                            ) {
                                 failures += 1;
                             }
                             ends.push(out.len());
@@ -320,7 +322,7 @@ impl Run {
                 started,
                 buf,
             } => {
-                let line = parse(text);
+                let line = parse_line_bytes(text);
                 if !render(decoder, since(*started), line, source, self.format, buf) {
                     self.failures += 1;
                 }
@@ -576,7 +578,7 @@ fn worker_for(text: &[u8], number: usize, threads: usize) -> usize {
     let mut head = [0u8; 8];
     let key = match t.get(..16) {
         Some(digits) if faster_hex::hex_decode(digits, &mut head).is_ok() => address(&head),
-        _ => match parse(text) {
+        _ => match parse_line_bytes(text) {
             Line::Telegram { bytes, .. } => address(&bytes),
             _ => None,
         },
